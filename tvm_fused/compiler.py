@@ -1,0 +1,146 @@
+"""``tvm_fused.compile``: model file -> legalized module -> memory plan -> C library + report."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .boards import get_board, parse_bytes
+from .errors import FusionError, ModelDoesNotFitError
+
+# Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
+_CODE_BYTES_PER_KERNEL = 600
+_CODE_BYTES_BASE = 2048
+
+
+class _Progress:
+    """Prints one line per step that took long enough for a user to wonder."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.timings = {}
+
+    def step(self, name, fn, *args, **kwargs):
+        t = time.perf_counter()
+        result = fn(*args, **kwargs)
+        dt = time.perf_counter() - t
+        self.timings[name] = round(dt, 3)
+        if self.enabled and dt > 1.0:
+            print(f"[tvm-fused] {name}: {dt:.1f} s", file=sys.stderr, flush=True)
+        return result
+
+
+class CompiledModel:
+    """A compiled model: the legalized IRModule, its memory plan, generated C and report."""
+
+    def __init__(self, name, board, imported, mod, plan, library, io, report):
+        self.name = name
+        self.board = board
+        self.imported = imported
+        self.mod = mod
+        self.plan = plan
+        self.library = library
+        self.io = io
+        self.report = report
+        self._reference = None
+
+    def export(self, directory) -> Path:
+        """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``."""
+        root = Path(directory)
+        for rel, text in self.library.files.items():
+            path = root / "model" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (root / "io.json").write_text(json.dumps(self.io, indent=2) + "\n")
+        (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        return root
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """TVM's own host build (LLVM) of the legalized module: what the device must output."""
+        if self._reference is None:
+            from .backend import HostReference
+
+            self._reference = HostReference(self.mod)
+        return self._reference(np.asarray(x, dtype=np.int8).reshape(self.io["inputs"][0]["shape"]))
+
+    def random_input(self, seed: int = 0) -> np.ndarray:
+        shape = self.io["inputs"][0]["shape"]
+        return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
+            progress: bool = True) -> CompiledModel:  # noqa: A001 (mirrors tvm.compile)
+    """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C."""
+    from . import frontend
+    from .backend import generate_c
+    from .passes import LegalizeQDQ
+    from .passes.memory_plan import plan_memory
+
+    t0 = time.perf_counter()
+    target = get_board(board)
+    prog = _Progress(progress)
+    imported = prog.step("import", frontend.load, model, name)
+    mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
+    fuse_info = {"mode": str(fuse), "chains": []}
+    if str(fuse) != "none":
+        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget)
+    plan = prog.step("plan memory", plan_memory, mod)
+    io = json.loads(mod["main"].attrs["tvm_fused.io"])
+    budget = parse_bytes(ram_budget) if ram_budget is not None else None
+    if budget is not None and plan.arena_bytes > budget:
+        peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
+        where = f"; the peak is at op {peak_op.index} '{peak_op.name}' ({plan.live_bytes[peak_op.index]} bytes " \
+                f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
+        raise ModelDoesNotFitError(
+            f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
+            f"{budget} bytes{where}. Lower the input resolution or width, or try --fuse auto.")
+    library = prog.step("generate C", generate_c, mod, plan, io)
+    report = _report(imported.name, target.name, fuse_info, plan, library, io)
+    report["compile_seconds"] = round(time.perf_counter() - t0, 2)
+    report["timings"] = prog.timings
+    return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
+
+
+def _fuse(mod, fuse, ram_budget):
+    try:
+        from .passes import fuse_conv_chains  # noqa: F401  (arrives with the fusion pass)
+    except ImportError:
+        raise FusionError(f"--fuse {fuse}: the conv-chain fusion pass is not available in this build; "
+                          "use --fuse none") from None
+    return fuse_conv_chains(mod, fuse, ram_budget)
+
+
+def _report(name, board, fuse_info, plan, library, io) -> dict:
+    macs = sum(op.macs for op in plan.ops)
+    ops = []
+    for op in plan.ops:
+        ops.append({
+            "index": op.index, "name": op.name, "op": op.op,
+            "inputs": [list(plan.shapes[t]) for t in op.inputs if t is not None],
+            "output": list(plan.shapes[op.output]),
+            "macs": op.macs,
+            "live_bytes": plan.live_bytes[op.index],
+            "arena_offset": plan.buffers[op.output].offset,
+            "scratch_bytes": plan.buffers[op.scratch].size if op.scratch else 0,
+        })
+    flash = library.weights_bytes + _CODE_BYTES_BASE + _CODE_BYTES_PER_KERNEL * library.kernel_count
+    return {
+        "model": name,
+        "board": board,
+        "fuse": fuse_info,
+        "arena_bytes": plan.arena_bytes,
+        "layerwise_lower_bound": plan.lower_bound,
+        "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
+        "input_bytes": plan.buffers[plan.input_names[0]].size,
+        "arena_bytes_without_input": None,
+        "weights_bytes": library.weights_bytes,
+        "flash_bytes_estimate": flash,
+        "macs": macs,
+        "io": io,
+        "ops": ops,
+    }

@@ -1,0 +1,65 @@
+"""ONNX (QDQ int8, as onnxruntime's quantize_static writes it) -> Relax."""
+from __future__ import annotations
+
+import os
+
+import onnx
+
+from ..errors import ModelLoadError, UnsupportedModelError
+
+# ONNX op types whose float computation we can turn into an integer kernel.
+SUPPORTED_ONNX_OPS = {
+    "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Clip", "Relu", "GlobalAveragePool",
+    "AveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Pad", "ReduceMean", "Identity",
+    "Squeeze", "Unsqueeze", "Transpose",
+}
+
+
+def read_onnx(model) -> onnx.ModelProto:
+    """Load and validate; a broken file gives ModelLoadError, not a protobuf traceback."""
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+    else:
+        path = os.fspath(model)
+        try:
+            proto = onnx.load(path)
+        except Exception as exc:  # protobuf raises DecodeError, sometimes others
+            raise ModelLoadError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
+                                 "is the file complete?") from None
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ModelLoadError(f"invalid ONNX model: {exc}") from None
+    return proto
+
+
+def check_onnx(proto: onnx.ModelProto) -> None:
+    """Reject float-only models and unsupported ops before TVM's importer sees them."""
+    ops = [(n.op_type, n.name or n.output[0]) for n in proto.graph.node]
+    types = {op for op, _ in ops}
+    if not {"QuantizeLinear", "DequantizeLinear"} & types:
+        raise UnsupportedModelError(
+            "this ONNX model is float-only (no QuantizeLinear/DequantizeLinear); tvm-fused compiles int8 "
+            "models. Quantize it first, e.g. onnxruntime.quantization.quantize_static(..., "
+            "quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8, "
+            "weight_type=QuantType.QInt8)")
+    bad = [(op, name) for op, name in ops if op not in SUPPORTED_ONNX_OPS]
+    if bad:
+        listing = ", ".join(f"{op} (node '{name}')" for op, name in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise UnsupportedModelError(
+            f"unsupported ONNX operators: {listing}{more}. tvm-fused supports: "
+            f"{', '.join(sorted(SUPPORTED_ONNX_OPS))}")
+    for init in proto.graph.initializer:
+        if init.data_type == onnx.TensorProto.UINT8 and init.name.endswith("zero_point"):
+            raise UnsupportedModelError(
+                f"'{init.name}' is uint8: tvm-fused expects int8 (QuantType.QInt8) activations and weights")
+
+
+def import_onnx(proto: onnx.ModelProto):
+    from tvm.relax.frontend.onnx import from_onnx
+
+    try:
+        return from_onnx(proto, keep_params_in_input=False)
+    except Exception as exc:
+        raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from None

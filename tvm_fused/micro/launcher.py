@@ -1,0 +1,110 @@
+"""Start and always stop qemu-system-arm for a firmware ELF.
+
+QEMU's UART0 becomes a TCP server on a free loopback port; `-icount shift=N`
+makes virtual time a deterministic function of executed instructions, which is
+how runs are measured (docs/rpc.md). The process is killed on exit of the
+context manager, on exceptions and KeyboardInterrupt, and at interpreter exit."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import DeviceError
+
+QEMU_MACHINES = {"qemu-mps2-an500": "mps2-an500"}
+DEFAULT_ICOUNT_SHIFT = 6  # 64 ns per instruction >= one 40 ns SysTick tick: exact counts
+
+_live: set = set()
+
+
+def _kill_all_at_exit():
+    for q in list(_live):
+        q.stop()
+
+
+atexit.register(_kill_all_at_exit)
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class QemuLauncher:
+    """`with QemuLauncher(elf) as q: TcpTransport("127.0.0.1", q.port, alive=q.alive)`."""
+
+    def __init__(self, elf, board: str = "qemu-mps2-an500", icount_shift: int = DEFAULT_ICOUNT_SHIFT,
+                 qemu: str = "qemu-system-arm", extra_args=()):
+        if board not in QEMU_MACHINES:
+            raise ValueError(f"board {board!r} cannot run in QEMU (only {sorted(QEMU_MACHINES)})")
+        self.elf = Path(elf)
+        if not self.elf.is_file():
+            raise FileNotFoundError(f"firmware ELF not found: {self.elf}")
+        self.board, self.icount_shift = board, icount_shift
+        self.qemu = shutil.which(qemu) or qemu
+        self.extra_args = list(extra_args)
+        self.port = None
+        self.proc = None
+        self._log = None
+
+    def command(self, port: int) -> list:
+        return [self.qemu, "-M", QEMU_MACHINES[self.board], "-nographic", "-monitor", "none",
+                "-icount", f"shift={self.icount_shift}", "-kernel", str(self.elf),
+                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", *self.extra_args]
+
+    def start(self) -> "QemuLauncher":
+        self.port = free_loopback_port()
+        self._log = tempfile.NamedTemporaryFile(prefix="qemu-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(self.command(self.port), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        _live.add(self)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 2000) -> str:
+        if not self._log:
+            return ""
+        try:
+            return Path(self._log.name).read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """Kill QEMU abruptly (tests use it to simulate a device that dies)."""
+        if self.alive():
+            self.proc.kill()
+
+    def stop(self) -> None:
+        _live.discard(self)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: QEMU only
+                    self.proc.wait(timeout=3)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            try:
+                os.unlink(self._log.name)
+            except OSError:
+                pass
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

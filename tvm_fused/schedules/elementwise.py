@@ -1,0 +1,141 @@
+"""int8 elementwise kernels: residual add, requantize (reshape/copy), pad.
+
+Add follows TFLite's ``reference_integer_ops::Add`` (Prepare in ``add.cc``):
+both inputs are shifted left by 20 bits, scaled to twice the larger input scale,
+summed, then scaled to the output::
+
+    a' = MBQM((a - za) << 20, Ma, sa);  b' = MBQM((b - zb) << 20, Mb, sb)
+    y  = clamp(MBQM(a' + b', Mo, so) + zo)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import te, tirx
+
+from .common import finish_prim_func
+from .fixed_point import quantize_multiplier, requantize_expr
+
+ADD_LEFT_SHIFT = 20
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """Quantization of a residual add of two same-shaped int8 tensors."""
+
+    shape: tuple
+    a_scale: float
+    a_zp: int
+    b_scale: float
+    b_zp: int
+    out_scale: float
+    out_zp: int
+    act_min: int = -128
+    act_max: int = 127
+
+    def multipliers(self):
+        """TFLite's add Prepare: (Ma, sa), (Mb, sb), (Mo, so), in double precision."""
+        twice_max = 2.0 * max(self.a_scale, self.b_scale)
+        ma = quantize_multiplier(self.a_scale / twice_max)
+        mb = quantize_multiplier(self.b_scale / twice_max)
+        mo = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * self.out_scale))
+        return ma, mb, mo
+
+
+def add_int8(p: AddParams, name: str = "add"):
+    """PrimFunc(a, b, out)."""
+    (ma, sa), (mb, sb), (mo, so) = p.multipliers()
+    a = te.placeholder(p.shape, "int8", name="a")
+    b = te.placeholder(p.shape, "int8", name="b")
+
+    def body(*idx):
+        xa = requantize_expr((a[idx].astype("int32") - p.a_zp) * (1 << ADD_LEFT_SHIFT), ma, sa)
+        xb = requantize_expr((b[idx].astype("int32") - p.b_zp) * (1 << ADD_LEFT_SHIFT), mb, sb)
+        # bind each scaled input once: nested Let definitions confuse TVM's bound analysis
+        va, vb = tirx.Var("scaled_a", "int32"), tirx.Var("scaled_b", "int32")
+        y = requantize_expr(va + vb, mo, so) + p.out_zp
+        y = tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
+        return tirx.Let(va, xa, tirx.Let(vb, xb, y))
+
+    out = te.compute(p.shape, body, name="out")
+    return finish_prim_func(te.create_prim_func([a, b, out]), name)
+
+
+@dataclass(frozen=True)
+class RequantizeParams:
+    """int8 -> int8 with new quantization (TFLite's QUANTIZE int8->int8), or a plain copy."""
+
+    in_shape: tuple
+    out_shape: tuple
+    in_scale: float
+    in_zp: int
+    out_scale: float
+    out_zp: int
+    act_min: int = -128
+    act_max: int = 127
+
+    @property
+    def is_copy(self) -> bool:
+        return (self.in_scale == self.out_scale and self.in_zp == self.out_zp
+                and self.act_min == -128 and self.act_max == 127)
+
+
+def requantize_int8(p: RequantizeParams, name: str = "requantize"):
+    """PrimFunc(x, out): out has ``out_shape`` (same element count, row-major reshape)."""
+    x = te.placeholder(p.in_shape, "int8", name="x")
+    mult, shift = quantize_multiplier(p.in_scale / p.out_scale)
+
+    def body(*idx):
+        v = _load_flat(x, p.in_shape, _flat_of(idx, p.out_shape))
+        if p.is_copy:
+            return v
+        y = requantize_expr(v.astype("int32") - p.in_zp, mult, shift) + p.out_zp
+        return tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
+
+    out = te.compute(p.out_shape, body, name="out")
+    return finish_prim_func(te.create_prim_func([x, out]), name)
+
+
+def _flat_of(idx, shape):
+    flat = 0
+    for i, d in zip(idx, shape):
+        flat = flat * d + i
+    return flat
+
+
+def _load_flat(buf, shape, flat):
+    idx = []
+    for d in reversed(shape):
+        idx.append(tirx.floormod(flat, d))
+        flat = tirx.floordiv(flat, d)
+    return buf[tuple(reversed(idx))]
+
+
+@dataclass(frozen=True)
+class PadParams:
+    """Spatial zero padding of an NHWC int8 tensor; 'zero' is the zero point."""
+
+    in_shape: tuple
+    padding: tuple  # (top, left, bottom, right)
+    pad_value: int
+
+    @property
+    def out_shape(self):
+        n, h, w, c = self.in_shape
+        t, l, b, r = self.padding
+        return (n, h + t + b, w + l + r, c)
+
+
+def pad_int8(p: PadParams, name: str = "pad"):
+    """PrimFunc(x, out)."""
+    n, h, w, c = p.in_shape
+    t, l, _, _ = p.padding
+    x = te.placeholder(p.in_shape, "int8", name="x")
+
+    def body(b, y, xx, ch):
+        iy, ix = y - t, xx - l
+        inside = tirx.all(iy >= 0, iy < h, ix >= 0, ix < w)
+        return tirx.if_then_else(inside, x[b, iy, ix, ch], tirx.const(p.pad_value, "int8"))
+
+    out = te.compute(p.out_shape, body, name="out")
+    return finish_prim_func(te.create_prim_func([x, out]), name)
