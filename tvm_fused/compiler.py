@@ -107,12 +107,11 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
 
 
 def _fuse(mod, fuse, ram_budget):
-    try:
-        from .passes import fuse_conv_chains  # noqa: F401  (arrives with the fusion pass)
-    except ImportError:
-        raise FusionError(f"--fuse {fuse}: the conv-chain fusion pass is not available in this build; "
-                          "use --fuse none") from None
-    return fuse_conv_chains(mod, fuse, ram_budget)
+    from .passes import fuse_conv_chains
+
+    if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
+        raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
+    return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget)
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:

@@ -77,6 +77,7 @@ int32_t tvmgen_default_run(struct tvmgen_default_inputs* inputs,
 }}
 """
 
+FAULT = "    __builtin_trap();  /* stub option: undefined instruction -> fault */\n"
 CLOBBER_INPUT = "    in[0] ^= 0x55;  /* stub option: reuse the input buffer */\n"
 OVERFLOW_ARENA = ("    {{ uint8_t* volatile p = tvmgen_default_arena; "
                   "p[TVMGEN_DEFAULT_ARENA_SIZE + {k}] ^= 0xFF; }}  /* stub option: write past the arena */\n")
@@ -91,7 +92,7 @@ def stub_expected(x: np.ndarray, output_size: int) -> np.ndarray:
 
 def write_stub_export(out_dir, input_shape=(1, 8, 8, 3), output_shape=(1, 10), arena_bytes=None,
                       weights_bytes=256, macs=1000, name="stub", clobber_input=False,
-                      overflow_arena_by=0) -> Path:
+                      overflow_arena_by=0, fault=False) -> Path:
     """Write DIR/model/{include,src}, DIR/io.json and DIR/report.json; returns DIR."""
     out_dir = Path(out_dir)
     insize = int(np.prod(input_shape))
@@ -101,6 +102,8 @@ def write_stub_export(out_dir, input_shape=(1, 8, 8, 3), output_shape=(1, 10), a
     misbehave = ""
     if clobber_input:
         misbehave += CLOBBER_INPUT
+    if fault:
+        misbehave += FAULT
     if overflow_arena_by:
         misbehave += OVERFLOW_ARENA.format(k=overflow_arena_by - 1).replace("{{", "{").replace("}}", "}")
     inc, src = out_dir / "model" / "include", out_dir / "model" / "src"

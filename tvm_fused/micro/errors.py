@@ -1,15 +1,17 @@
 """Exceptions of tvm_fused.micro: each says what failed and where."""
+from ..errors import ModelDoesNotFitError as _CompilerDoesNotFit
+from ..errors import TvmFusedError
 
 
-class MicroError(Exception):
-    """Base class."""
+class MicroError(TvmFusedError):
+    """Base class (a TvmFusedError, so the CLI prints it as a user error)."""
 
 
 class BuildError(MicroError):
     """make failed; the message carries the compiler/linker output."""
 
 
-class ModelDoesNotFitError(BuildError):
+class ModelDoesNotFitError(BuildError, _CompilerDoesNotFit):
     """The linker could not place arena + stack + data (or code) in the board's memory."""
 
     def __init__(self, message, region=None, overflow_bytes=None, board=None):

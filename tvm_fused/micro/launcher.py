@@ -32,6 +32,17 @@ def _kill_all_at_exit():
 atexit.register(_kill_all_at_exit)
 
 
+def _die_with_parent() -> None:
+    """Linux: QEMU gets SIGKILL if this Python process dies without cleaning up
+    (SIGKILL, crash), so no emulator outlives its test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +75,8 @@ class QemuLauncher:
         self.port = free_loopback_port()
         self._log = tempfile.NamedTemporaryFile(prefix="qemu-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(self.command(self.port), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
         _live.add(self)
         return self
 

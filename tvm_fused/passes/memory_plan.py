@@ -175,6 +175,9 @@ def plan_memory(mod: tvm.IRModule) -> MemoryPlan:
         if isinstance(value, relax.Var):  # gv = lv at the end of the dataflow block
             alias[var.name] = alias.get(value.name, value.name)
             continue
+        if isinstance(value, relax.TupleGetItem):  # y = fused[0]: the fused kernel's real output
+            alias[var.name] = f"{value.tuple_value.name}.{int(value.index)}"
+            continue
         if not (isinstance(value, relax.Call) and value.op.same_as(tvm.ir.Op.get("relax.call_tir"))):
             raise ValueError(f"plan_memory expects only call_tir bindings, got {value.op}")
         gv = value.args[0]
@@ -190,20 +193,17 @@ def plan_memory(mod: tvm.IRModule) -> MemoryPlan:
             else:
                 args.append(None)  # constant: lives in flash
         counts[kind] = counts.get(kind, 0) + 1
-        out = var.name
-        sizes[out] = _bytes_of(var.ty)
-        shapes[out] = tuple(int(d) for d in var.ty.shape)
-        first[out] = last[out] = step
+        if isinstance(var.ty, relax.TupleType):  # (output, scratch): scratch dies with the call
+            outs = [(f"{var.name}.{i}", ty) for i, ty in enumerate(var.ty.fields)]
+        else:
+            outs = [(var.name, var.ty)]
+        for out, ty in outs:
+            sizes[out] = _bytes_of(ty)
+            shapes[out] = tuple(int(d) for d in ty.shape)
+            first[out] = last[out] = step
         macs = int(kernel.attrs[MACS_ATTR]) if kernel.attrs and MACS_ATTR in kernel.attrs else 0
-        scratch_bytes = int(kernel.attrs["tvm_fused.scratch_bytes"]) if kernel.attrs and \
-            "tvm_fused.scratch_bytes" in kernel.attrs else 0
-        scratch = None
-        if scratch_bytes:
-            scratch = f"{out}_scratch"
-            sizes[scratch] = scratch_bytes
-            shapes[scratch] = (scratch_bytes,)
-            first[scratch] = last[scratch] = step
-        ops.append(OpRecord(step, f"{kind}_{counts[kind] - 1}", kind, gv.name_hint, args, out, macs, scratch))
+        scratch = outs[1][0] if len(outs) > 1 else None
+        ops.append(OpRecord(step, f"{kind}_{counts[kind] - 1}", kind, gv.name_hint, args, outs[0][0], macs, scratch))
     result = func.body.body
     output = alias.get(result.name, result.name)
     end = max(len(ops) - 1, 0)

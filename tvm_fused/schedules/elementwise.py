@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 from .common import finish_prim_func
-from .fixed_point import quantize_multiplier, requantize_expr
+from .fixed_point import _LET_IDS, quantize_multiplier, requantize_expr
 
 ADD_LEFT_SHIFT = 20
 
@@ -42,22 +42,35 @@ class AddParams:
         return ma, mb, mo
 
 
+def add_scaled_inputs(a_value, b_value, p: AddParams):
+    """Both inputs rescaled to the common (twice the larger) scale, 20 bits up: int32 exprs."""
+    (ma, sa), (mb, sb), _ = p.multipliers()
+    xa = requantize_expr((a_value.astype("int32") - p.a_zp) * (1 << ADD_LEFT_SHIFT), ma, sa)
+    xb = requantize_expr((b_value.astype("int32") - p.b_zp) * (1 << ADD_LEFT_SHIFT), mb, sb)
+    return xa, xb
+
+
+def add_output(scaled_sum, p: AddParams):
+    """int8 output from the sum of the scaled inputs."""
+    _, _, (mo, so) = p.multipliers()
+    y = requantize_expr(scaled_sum, mo, so) + p.out_zp
+    return tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
+
+
+def add_expr(a_value, b_value, p: AddParams):
+    """One output element of the add from two int8 input values."""
+    xa, xb = add_scaled_inputs(a_value, b_value, p)
+    # bind each scaled input once: nested Let definitions confuse TVM's bound analysis
+    n = next(_LET_IDS)
+    va, vb = tirx.Var(f"scaled_a{n}", "int32"), tirx.Var(f"scaled_b{n}", "int32")
+    return tirx.Let(va, xa, tirx.Let(vb, xb, add_output(va + vb, p)))
+
+
 def add_int8(p: AddParams, name: str = "add"):
     """PrimFunc(a, b, out)."""
-    (ma, sa), (mb, sb), (mo, so) = p.multipliers()
     a = te.placeholder(p.shape, "int8", name="a")
     b = te.placeholder(p.shape, "int8", name="b")
-
-    def body(*idx):
-        xa = requantize_expr((a[idx].astype("int32") - p.a_zp) * (1 << ADD_LEFT_SHIFT), ma, sa)
-        xb = requantize_expr((b[idx].astype("int32") - p.b_zp) * (1 << ADD_LEFT_SHIFT), mb, sb)
-        # bind each scaled input once: nested Let definitions confuse TVM's bound analysis
-        va, vb = tirx.Var("scaled_a", "int32"), tirx.Var("scaled_b", "int32")
-        y = requantize_expr(va + vb, mo, so) + p.out_zp
-        y = tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
-        return tirx.Let(va, xa, tirx.Let(vb, xb, y))
-
-    out = te.compute(p.shape, body, name="out")
+    out = te.compute(p.shape, lambda *idx: add_expr(a[idx], b[idx], p), name="out")
     return finish_prim_func(te.create_prim_func([a, b, out]), name)
 
 

@@ -24,8 +24,9 @@
 #include "tvmgen_default.h"
 
 #ifndef RPC_FRAME_TIMEOUT_MS
-#define RPC_FRAME_TIMEOUT_MS 500u
+#define RPC_FRAME_TIMEOUT_MS 1000u
 #endif
+_Static_assert(RPC_MAX_PAYLOAD >= 64 && RPC_MAX_PAYLOAD <= 0xFFFF, "RPC_MAX_PAYLOAD must fit the u16 length field");
 #define FRAME_MAX (RPC_HEADER_SIZE + RPC_MAX_PAYLOAD + RPC_CRC_SIZE)
 #define NO_SEQ 0xFFFFu
 

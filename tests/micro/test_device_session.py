@@ -103,3 +103,15 @@ def test_arena_overflow_is_caught_by_canaries(tmp_path):
             s.run()
         assert not s.stats()["canaries_ok"]
         s.ping()  # still answering
+
+
+def test_cpu_fault_is_reported_with_pc(tmp_path):
+    from tvm_fused.micro import DeviceFaultError
+
+    export = write_stub_export(tmp_path / "e", input_shape=(1, 16), output_shape=(1, 4), fault=True)
+    project = generate_project(export, project_dir=tmp_path / "p")
+    build_project(project)
+    with Session(project) as s:
+        s.set_input(np.zeros(16, np.int8))
+        with pytest.raises(DeviceFaultError, match=r"CPU fault at pc=0x[0-9a-f]{8}.*halted"):
+            s.run()

@@ -1,0 +1,187 @@
+"""Replace chosen conv chains by one line-buffered kernel each, and choose which."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..errors import FusionError
+from ..schedules.fused_chain import ChainLayer, fused_chain_kernel
+from .conv_chains import CONV_KINDS, find_chains, kernel_calls
+from .legalize_qdq import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR
+
+
+def _const(expr) -> np.ndarray:
+    return expr.value.numpy()
+
+
+def _chain_layers(calls):
+    """ChainLayers + the int8 weight blob and int32 table blob of a run of kernel calls."""
+    tensor_id = {calls[0].arg_names[0]: 0}
+    layers, weights, tables = [], [], []
+    w_len = t_len = 0
+    for k, c in enumerate(calls):
+        if c.kind == "add":
+            layers.append(ChainLayer("add", c.params, [tensor_id[a] for a in c.arg_names]))
+        else:
+            consts = [_const(a) for a in c.call.args[1].fields[1:]]
+            w, b, m, s = consts
+            layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]], w_len, t_len))
+            weights.append(w.reshape(-1).astype(np.int8))
+            tables.append(np.concatenate([b, m, s]).astype(np.int32))
+            w_len += w.size
+            t_len += b.size * 3
+        tensor_id[c.name] = k + 1
+    w_blob = np.concatenate(weights) if weights else np.zeros(1, np.int8)
+    t_blob = np.concatenate(tables) if tables else np.zeros(1, np.int32)
+    return layers, w_blob, t_blob
+
+
+class FuseConvChains:
+    """Rewrite: each selected run of kernel calls becomes one ``fused_chain`` call_tir.
+
+    Precondition: a legalized module (``LegalizeQDQ``) whose selected runs come from
+    ``find_chains``. The fused call returns (output, scratch); the scratch holds the
+    ring buffers, so the memory planner gives it arena space only during the call.
+    Runs after legalization, before memory planning.
+    """
+
+    def __init__(self, selected: list[list]):
+        self.selected = selected  # lists of KernelCall names, each a consecutive run
+
+    def __call__(self, mod: tvm.IRModule) -> tvm.IRModule:
+        if not self.selected:
+            return mod
+        calls = {c.name: c for c in kernel_calls(mod)}
+        first_of = {run[0]: run for run in self.selected}
+        skipped = {name for run in self.selected for name in run[1:]}
+        old = mod["main"]
+        kernels_only = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
+        bb = relax.BlockBuilder(kernels_only)
+        mapping: dict[str, relax.Expr] = {}
+        info = []
+
+        def sub(expr):
+            return mapping.get(expr.name, expr) if isinstance(expr, relax.Var) else expr
+
+        with bb.function("main", list(old.params)):
+            with bb.dataflow():
+                for block in old.body.blocks:
+                    for binding in block.bindings:
+                        var, value = binding.var, binding.value
+                        if var.name in skipped:
+                            continue
+                        if var.name in first_of:
+                            run = [calls[n] for n in first_of[var.name]]
+                            out, summary = self._emit_fused(bb, run, sub)
+                            mapping[run[-1].name] = out
+                            info.append(summary)
+                            continue
+                        if isinstance(value, relax.Call):
+                            new_args = [sub(a) for a in value.args[1].fields]
+                            new = relax.call_tir(value.args[0], new_args, var.ty)
+                            mapping[var.name] = bb.emit(new, var.name)
+                        elif isinstance(value, relax.Var):
+                            mapping[var.name] = sub(value)
+                result = sub(old.body.body)
+                gv = bb.emit_output(result)
+            bb.emit_func_output(gv)
+        new_mod = bb.get()
+        main = new_mod["main"].with_attr(IO_ATTR, old.attrs[IO_ATTR])
+        main = main.with_attr("tvm_fused.fused_chains", json.dumps(info))
+        new_mod["main"] = main
+        return relax.transform.DeadCodeElimination(["main"])(new_mod)
+
+    @staticmethod
+    def _emit_fused(bb, run, sub):
+        layers, w_blob, t_blob = _chain_layers(run)
+        x = sub(run[0].tensor_args[0])
+        in_shape = tuple(int(d) for d in run[0].tensor_args[0].ty.shape)
+        func, geometry = fused_chain_kernel(in_shape, layers, w_blob.size, t_blob.size)
+        macs = sum(c.params.macs for c in run if c.kind in CONV_KINDS)
+        summary = {
+            "layers": [c.kind for c in run],
+            "replaced": [c.name for c in run],
+            "input_shape": list(in_shape),
+            "output_shape": [1, *geometry.shapes[-1]],
+            "ring_rows": geometry.ring_rows[1:-1],
+            "ring_bytes": [geometry.ring_rows[t] * int(np.prod(geometry.shapes[t]))
+                           // geometry.shapes[t][0] for t in range(1, len(geometry.shapes) - 1)],
+            "scratch_bytes": geometry.scratch_bytes,
+            "unfused_intermediate_bytes": int(sum(int(np.prod(s)) for s in geometry.shapes[1:-1])),
+            "macs": macs,
+        }
+        func = func.with_attrs({OP_ATTR: "fused_chain", MACS_ATTR: macs, PARAMS_ATTR: json.dumps(summary)})
+        gv = bb.add_func(func.without_attr("global_symbol"), "fused_chain")
+        out_shape = (1, *geometry.shapes[-1])
+        out_ty = [relax.TensorType(out_shape, "int8"), relax.TensorType((geometry.scratch_bytes,), "int8")]
+        fused = bb.emit(relax.call_tir(gv, [x, relax.const(w_blob), relax.const(t_blob)], out_ty), "fused_chain")
+        out = bb.emit(relax.TupleGetItem(fused, 0), run[-1].name)
+        return out, summary
+
+
+def fusable_blocks(mod: tvm.IRModule):
+    """[(chain index, block calls)] in execution order: what ``--fuse N`` counts."""
+    return [(ci, block) for ci, chain in enumerate(find_chains(mod)) for block in chain.blocks]
+
+
+def select_first_blocks(mod: tvm.IRModule, n: int) -> list[list[str]]:
+    """Runs covering the first ``n`` fusable blocks (one run per chain touched)."""
+    blocks = fusable_blocks(mod)
+    if n > len(blocks):
+        raise FusionError(f"--fuse {n}: this model has only {len(blocks)} fusable blocks "
+                          f"(stem conv and inverted residual blocks); use 0..{len(blocks)} or auto")
+    runs: dict[int, list[str]] = {}
+    for ci, block in blocks[:n]:
+        runs.setdefault(ci, []).extend(c.name for c in block)
+    return [names for _, names in sorted(runs.items())]
+
+
+def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None):
+    """Apply ``fuse`` = "none" | "auto" | N; returns (module, report entry)."""
+    from .memory_plan import plan_memory
+
+    plan_fn = plan_fn or plan_memory
+    blocks = fusable_blocks(mod)
+    info = {"mode": str(fuse), "fusable_blocks": len(blocks), "chains": []}
+    if fuse == "none" or fuse == 0:
+        return mod, info
+    base = plan_fn(mod)
+    info["arena_bytes_unfused"] = base.arena_bytes
+    info["peak_op_unfused"] = _peak_op(base)
+    if fuse == "auto":
+        if not blocks:
+            info["explanation"] = "nothing to fuse: no chain of convolutions in this model; compiled unchanged"
+            return mod, info
+        best = (base.arena_bytes, 0, mod, base)
+        for n in range(1, len(blocks) + 1):
+            cand = FuseConvChains(select_first_blocks(mod, n))(mod)
+            plan = plan_fn(cand)
+            if plan.arena_bytes < best[0]:
+                best = (plan.arena_bytes, n, cand, plan)
+        arena, n, new_mod, plan = best
+        info["blocks_fused"] = n
+        info["explanation"] = (
+            f"fused the first {n} of {len(blocks)} blocks: arena {base.arena_bytes} -> {arena} bytes; "
+            f"the peak is now at {_peak_op(plan)}" if n else
+            f"no fusion lowers the arena below {base.arena_bytes} bytes (peak at {_peak_op(base)}); unchanged")
+    else:
+        n = int(fuse)
+        new_mod = FuseConvChains(select_first_blocks(mod, n))(mod)
+        plan = plan_fn(new_mod)
+        info["blocks_fused"] = n
+        info["explanation"] = f"fused the first {n} of {len(blocks)} blocks as requested"
+    info["arena_bytes_fused"] = plan.arena_bytes
+    info["peak_op_fused"] = _peak_op(plan)
+    chains = new_mod["main"].attrs.get("tvm_fused.fused_chains") if new_mod["main"].attrs else None
+    info["chains"] = json.loads(str(chains)) if chains is not None else []
+    return new_mod, info
+
+
+def _peak_op(plan) -> str:
+    if not plan.ops:
+        return "-"
+    i = int(np.argmax(plan.live_bytes))
+    return f"op {i} '{plan.ops[i].name}' ({plan.live_bytes[i]} bytes live)"
