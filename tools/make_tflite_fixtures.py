@@ -71,6 +71,16 @@ def dw5_stride2() -> keras.Model:
     return keras.Model(x_in, x, name="dw5_stride2")
 
 
+def randomize_biases(model: keras.Model) -> None:
+    """Small random biases: Keras initializes them to zero, and the converter drops an
+    all-zero bias (FULLY_CONNECTED then has no bias input), leaving that path untested."""
+    rng = np.random.default_rng(SEED + 3)
+    for layer in model.layers:
+        bias = getattr(layer, "bias", None)
+        if bias is not None and not isinstance(layer, layers.BatchNormalization):
+            bias.assign((rng.standard_normal(bias.shape) * 0.1).astype(np.float32))
+
+
 def randomize_batchnorm(model: keras.Model, calib: np.ndarray) -> None:
     """Random gamma/beta, then moving statistics set to the batch statistics of `calib`.
 
@@ -119,6 +129,7 @@ def main() -> None:
         keras.utils.set_random_seed(SEED)
         model = build()
         calib = np.random.default_rng(SEED + 2).uniform(-1, 1, (32, *model.input_shape[1:]))
+        randomize_biases(model)
         randomize_batchnorm(model, calib.astype(np.float32))
         buf = to_int8_tflite(model)
         path = os.path.join(args.out, f"{name}.tflite")

@@ -34,7 +34,7 @@ SUPPORTED_FLOAT_OPS = {
     "relax.nn.conv2d", "relax.add", "relax.matmul", "relax.permute_dims", "relax.reshape",
     "relax.mean", "relax.nn.avg_pool2d", "relax.nn.pad", "relax.clip", "relax.nn.relu",
     "relax.nn.relu6", "relax.quantize", "relax.dequantize", "relax.expand_dims", "relax.squeeze",
-    "relax.flatten",
+    "relax.flatten", "relax.astype",
 }
 
 IO_ATTR = "tvm_fused.io"
@@ -90,7 +90,13 @@ class _Legalizer:
         self.pad_source: dict[relax.Var, tuple[QTensor, tuple]] = {}  # new pad var -> (input, pads)
         self.bb = relax.BlockBuilder()
         self.io = {"inputs": [], "outputs": []}
-        self.counter: dict[str, int] = {}
+        self.folded_clips: set[str] = set()
+        self.users_of: dict[str, list] = {}
+        for v, c in self.graph.bindings:
+            if isinstance(c, relax.Call):
+                for a in c.args:
+                    if isinstance(a, relax.Var):
+                        self.users_of.setdefault(a.name, []).append((v, c))
 
     # ------------------------------------------------------------------ driver
     def run(self) -> tvm.IRModule:
@@ -193,11 +199,48 @@ class _Legalizer:
             self._visit_dequantize(var, value)
         elif name == "relax.quantize":
             self.tensors[var] = self._lower_quantize(var, value)
+        elif name == "relax.clip" and isinstance(value.args[0], relax.Var) and value.args[0] in self.tensors:
+            self._visit_int_clip(var, value)
+        elif name == "relax.astype" and str(value.attrs.dtype) == "int8":
+            self.tensors[var] = self._lower_int_avg_pool(var, value)
         # other float ops are consumed when a quantize reaches them
+
+    def _visit_int_clip(self, var, call):
+        """TFLite's fused activation arrives as clip on the int8 output; it must have been
+        folded into the producing kernel's clamp (see ``_lower_quantize``)."""
+        tensor = self.tensors[call.args[0]]
+        if var.name not in self.folded_clips:
+            raise UnsupportedModelError(f"{var.name}: int8 clip that cannot be folded into its producer")
+        self.tensors[var] = tensor
+
+    def _int_clip_user(self, var):
+        """The int8 clip that is the only user of ``var``, with its integer bounds, or None."""
+        users = self.users_of.get(var.name, [])
+        if len(users) != 1:
+            return None
+        user_var, user = users[0]
+        if op_name(user) != "relax.clip":
+            return None
+        return user_var, int(_prim(user.args[1])), int(_prim(user.args[2]))
+
+    def _lower_int_avg_pool(self, var, call):
+        """TFLite pools int8 in the integer domain: astype(int32) -> avg_pool2d -> astype(int8)."""
+        pool = self.graph.producer(call.args[0])
+        inner = self.graph.producer(pool.args[0]) if op_name(pool) == "relax.nn.avg_pool2d" else None
+        if inner is None or op_name(inner) != "relax.astype" or inner.args[0] not in self.tensors:
+            raise UnsupportedModelError(f"{var.name}: cast to int8 of something other than an integer pool")
+        data = self.tensors[inner.args[0]]
+        attrs = pool.attrs
+        p = PoolParams(data.shape, tuple(int(k) for k in attrs.pool_size), tuple(int(v) for v in attrs.strides),
+                       tuple(int(v) for v in attrs.padding), data.scale, data.zero_point, data.scale,
+                       data.zero_point)
+        out = (data.scale, data.zero_point, (-128, 127))
+        return self._emit("avg_pool2d", avg_pool_int8(p), [data.var], p.out_shape, out, data.src_layout, p,
+                          macs=int(np.prod(p.out_shape)) * p.kernel[0] * p.kernel[1])
 
     def _visit_dequantize(self, var, call):
         src = call.args[0]
-        values = const_value(src)
+        values = self._const_eval(src)
         if values is not None:
             scale = const_value(call.args[1])
             zp = const_value(call.args[2])
@@ -214,6 +257,24 @@ class _Legalizer:
         if not math.isclose(scale, tensor.scale, rel_tol=1e-6) or zp != tensor.zero_point:
             raise UnsupportedModelError(f"{var.name}: dequantize parameters differ from the quantize ones")
         self.dq_tensors[var] = tensor
+
+    def _const_eval(self, expr):
+        """numpy value of a constant, possibly through permute_dims/reshape (TFLite FC weights)."""
+        value = const_value(expr)
+        if value is not None:
+            return value
+        prod = self.graph.producer(expr)
+        kind = op_name(prod)
+        if kind == "relax.permute_dims":
+            inner = self._const_eval(prod.args[0])
+            if inner is not None:
+                axes = [int(a) for a in prod.attrs.axes] if prod.attrs.axes is not None else None
+                return inner.transpose(axes)
+        if kind == "relax.reshape":
+            inner = self._const_eval(prod.args[0])
+            if inner is not None:
+                return inner.reshape(_shape_of(prod))
+        return None
 
     # ------------------------------------------------------------------ patterns
     def _lower_quantize(self, var, call) -> QTensor:
@@ -235,6 +296,11 @@ class _Legalizer:
                 break
             node = prod.args[0]
         act = self._act_range(lo, hi, out_scale, out_zp)
+        int_clip = self._int_clip_user(var)
+        if int_clip is not None:  # TFLite fused activation: clamp in the kernel
+            clip_var, clip_lo, clip_hi = int_clip
+            act = (max(act[0], clip_lo), min(act[1], clip_hi))
+            self.folded_clips.add(clip_var.name)
         out = (out_scale, out_zp, act)
         dq = self._dq_tensor(node)
         if dq is not None:  # quantize(dequantize(x)): requantize
@@ -412,7 +478,8 @@ class _Legalizer:
             raise UnsupportedModelError(f"mean over axes {axes} is not supported (only spatial mean)")
         scale, zp, (act_min, act_max) = out
         p = mean_params(data.shape, data.scale, data.zero_point, scale, zp)
-        p = PoolParams(**{**asdict(p), "act_min": act_min, "act_max": act_max})
+        tflite = self.layout_hint == "NHWC"  # TFLite import: follow its MEAN arithmetic
+        p = PoolParams(**{**asdict(p), "act_min": act_min, "act_max": act_max, "tflite_mean": tflite})
         n, _, _, c = data.shape
         shape = (n, 1, 1, c) if len(out_src_shape) == 4 else (n, c)
         func = avg_pool_int8(p, flatten=len(shape) == 2)

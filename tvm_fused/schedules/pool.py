@@ -33,6 +33,8 @@ class PoolParams:
     out_zp: int
     act_min: int = -128
     act_max: int = 127
+    # TFLite's MEAN folds 1/count into the multiplier (``tflite_mean_multiplier``)
+    tflite_mean: bool = False
 
     @property
     def out_shape(self):
@@ -62,7 +64,7 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     x = te.placeholder(p.in_shape, "int8", name="x")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
-    centre = 0 if p.same_quantization else p.in_zp
+    centre = 0 if p.same_quantization and not p.tflite_mean else p.in_zp
 
     def inside(y, xx):
         iy, ix = y * sh + ry - pt, xx * sw + rx - pl
@@ -87,6 +89,8 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     def finish(b, y, xx, ch):
         cnt = kh * kw if covers_all or all(v == 0 for v in p.padding) else count(y, xx)
         a = acc[b, y, xx, ch]
+        if p.tflite_mean:
+            return _tflite_mean(a, kh * kw, p)
         if p.same_quantization:
             v = _divide_round_half_away(a, cnt)
         else:
@@ -100,6 +104,21 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     else:
         out = te.compute(p.out_shape, finish, name="out")
     return finish_prim_func(te.create_prim_func([x, out]), name, accumulate_into="out")
+
+
+def tflite_mean_multiplier(in_scale, out_scale, count):
+    """TFLite MEAN's multiplier (reduce.cc, current): QuantizeMultiplier(s_in / s_out), then
+    folded with 1/count: shift by floor(log2(count)) (at most 32 and 31 + shift) and divide."""
+    mult, shift = quantize_multiplier(in_scale / out_scale)
+    extra = min(int(count).bit_length() - 1, 32, 31 + shift)
+    return (mult << extra) // count, shift - extra
+
+
+def _tflite_mean(total, count, p: PoolParams):
+    """y = MBQM(sum(x - z_in), M', s') + z_out, clamped: TFLite's integer MEAN."""
+    mult, shift = tflite_mean_multiplier(p.in_scale, p.out_scale, count)
+    y = requantize_expr(total, mult, shift) + p.out_zp
+    return tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
 
 
 def mean_params(in_shape, in_scale, in_zp, out_scale, out_zp) -> PoolParams:
