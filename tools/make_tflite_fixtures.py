@@ -32,9 +32,10 @@ def _relu6():
 
 
 def mbv2_035_96() -> keras.Model:
-    """Keras' own MobileNetV2, alpha 0.35, 96x96x3, 10 classes (with its softmax)."""
+    """Keras' own MobileNetV2, alpha 0.35, 96x96x3, 10 classes, logits out (no softmax:
+    a float post-processing step that belongs on the host, not in the int8 graph)."""
     return keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None,
-                                          classes=10)
+                                          classes=10, classifier_activation=None)
 
 
 def conv_chain() -> keras.Model:

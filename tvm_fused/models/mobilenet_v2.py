@@ -143,7 +143,7 @@ def block_config(width: float, expand_ratio: int, num_blocks: int | None):
 
 def mobilenet_v2_float(width: float = 0.35, resolution: int = 96, num_classes: int = 10,
                        expand_ratio: int = 6, dw_kernel: int = 3, num_blocks: int | None = None,
-                       last_channels: int | None = None, seed: int = 0) -> onnx.ModelProto:
+                       seed: int = 0, *, last_channels: int | None = None) -> onnx.ModelProto:
     """Float32 MobileNetV2 (BN folded into conv biases), NCHW input `input`, logits `output`.
 
     `num_blocks` truncates the inverted-residual stack (small test models);

@@ -7,6 +7,7 @@ cached, keyed by the parameters and a builder version string.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -38,7 +39,7 @@ ZOO: dict[str, dict] = {
 
 def mobilenet_v2(width: float = 0.35, resolution: int = 96, num_classes: int = 10,
                  expand_ratio: int = 6, dw_kernel: int = 3, num_blocks: int | None = None,
-                 last_channels: int | None = None, seed: int = 0,
+                 seed: int = 0, *, last_channels: int | None = None,
                  keep_clip: bool = False) -> onnx.ModelProto:
     """MobileNetV2-like model quantized to QDQ int8 (per-channel weights); see mobilenet_v2_float."""
     float_model = mobilenet_v2_float(width=width, resolution=resolution, num_classes=num_classes,
@@ -52,7 +53,13 @@ def zoo_names() -> list[str]:
 
 
 def _cache_key(name: str, params: dict) -> str:
-    blob = json.dumps({"name": name, "params": params, "version": BUILDER_VERSION}, sort_keys=True)
+    # The quantizer's version is part of the key: another onnxruntime may calibrate differently.
+    try:
+        ort_version = importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        ort_version = "none"
+    blob = json.dumps({"name": name, "params": params, "version": BUILDER_VERSION,
+                       "onnxruntime": ort_version}, sort_keys=True)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
