@@ -136,7 +136,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "layerwise_lower_bound": plan.lower_bound,
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
         "input_bytes": plan.buffers[plan.input_names[0]].size,
-        "arena_bytes_without_input": None,
+        "arena_bytes_without_input": plan.arena_bytes_without_input,
         "weights_bytes": library.weights_bytes,
         "flash_bytes_estimate": flash,
         "macs": macs,

@@ -106,7 +106,8 @@ def find_chains(mod: tvm.IRModule) -> list[Chain]:
             if _valid(run[:end], users):
                 best = run[:end]
                 break
-        if best is None or not any(c.kind in CONV_KINDS for c in best):
+        if best is None or len(best) < 2 or not any(c.kind in CONV_KINDS for c in best):
+            # a lone conv has no intermediate tensor to stream: nothing to fuse
             i += 1
             continue
         chain = Chain(best)

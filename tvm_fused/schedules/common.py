@@ -19,6 +19,8 @@ def finish_prim_func(func, name: str, accumulate_into: str | None = None):
             sch.compute_at(block, loops[-1])
             # initialise the accumulator before its reduction loops, not inside them
             # (gcc cannot prove the in-loop init runs first and warns)
-            sch.decompose_reduction(block, sch.get_loops(block)[len(loops)])
+            block_loops = sch.get_loops(block)
+            if len(block_loops) > len(loops):  # all-trivial reductions have no loop left
+                sch.decompose_reduction(block, block_loops[len(loops)])
     out = sch.mod["main"].with_attr("global_symbol", name)
     return out

@@ -67,11 +67,30 @@ def add_expr(a_value, b_value, p: AddParams):
 
 
 def add_int8(p: AddParams, name: str = "add"):
-    """PrimFunc(a, b, out)."""
-    a = te.placeholder(p.shape, "int8", name="a")
-    b = te.placeholder(p.shape, "int8", name="b")
-    out = te.compute(p.shape, lambda *idx: add_expr(a[idx], b[idx], p), name="out")
-    return finish_prim_func(te.create_prim_func([a, b, out]), name)
+    """PrimFunc(a, b, out), written as statements: the scaled inputs go through a one-word
+    accumulator instead of nested Let expressions, which TVM's buffer analysis is slow on."""
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.tirx.script.builder import ir as T
+
+    size = 1
+    for d in p.shape:
+        size *= d
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            a = T.arg("a", T.buffer(tuple(p.shape), "int8"))
+            b = T.arg("b", T.buffer(tuple(p.shape), "int8"))
+            out = T.arg("out", T.buffer(tuple(p.shape), "int8"))
+            a_flat = T.decl_buffer((size,), "int8", data=a.data)
+            b_flat = T.decl_buffer((size,), "int8", data=b.data)
+            out_flat = T.decl_buffer((size,), "int8", data=out.data)
+            acc = T.alloc_buffer((1,), "int32")
+            with T.serial(0, size) as i:
+                xa, xb = add_scaled_inputs(a_flat[i], b_flat[i], p)
+                T.buffer_store(acc, xa, [0])
+                T.buffer_store(acc, acc[0] + xb, [0])
+                T.buffer_store(out_flat, add_output(acc[0], p), [i])
+    return ib.get()
 
 
 @dataclass(frozen=True)

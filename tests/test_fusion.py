@@ -1,0 +1,103 @@
+"""The line-buffered fusion: fused and unfused outputs are bit-identical."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chain_builder import build_chain_module
+from tvm_fused.backend import HostReference
+from tvm_fused.errors import FusionError
+from tvm_fused.passes import FuseConvChains, find_chains, plan_memory
+
+conv_layer = st.fixed_dictionaries({
+    "op": st.just("conv"),
+    "k": st.sampled_from([1, 3, 5, 7]),
+    "stride": st.sampled_from([1, 2]),
+    "pad": st.sampled_from(["same", "valid"]),
+    "out": st.integers(1, 48),
+    "depthwise": st.booleans(),
+})
+layer = st.one_of(conv_layer, st.just({"op": "add"}))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(h=st.integers(1, 20), w=st.integers(1, 20), c=st.integers(1, 48),
+       layers=st.lists(layer, min_size=1, max_size=6), seed=st.integers(0, 2**16))
+def test_random_chains_fused_equal_unfused(h, w, c, layers, seed):
+    """Kernels 1/3/5/7, stride 1/2, same/valid, 1..48 channels, H/W down to 1, 1..6 layers, adds."""
+    mod, names = build_chain_module((1, h, w, c), layers, seed)
+    if not names or not any(n.startswith(("conv", "depthwise")) for n in names[:1]):
+        return  # everything skipped (e.g. valid padding on a tiny input) or the chain starts with add
+    chains = find_chains(mod)
+    if len(names) == 1:
+        assert chains == []  # a lone conv has nothing to stream
+        return
+    assert len(chains) == 1 and [x.name for x in chains[0].calls] == names
+    fused = FuseConvChains([names])(mod)
+    x = np.random.default_rng(seed).integers(-128, 128, size=(1, h, w, c), dtype=np.int8)
+    np.testing.assert_array_equal(HostReference(fused)(x), HostReference(mod)(x))
+    plan = plan_memory(fused)
+    plan_memory(mod)
+    assert plan.ops[0].op == "fused_chain"
+
+
+class TestChainDiscovery:
+    def test_mobilenet_chain_and_blocks(self, cache):
+        cm = cache.compile("mbv2-0.35-96")
+        chains = find_chains(cm.mod)
+        assert len(chains) == 1
+        kinds = [c.kind for c in chains[0].calls]
+        assert kinds[0] == "conv2d" and "add" in kinds and "depthwise_conv2d" in kinds
+        # stem + 17 inverted residual blocks + the final 1x1 conv
+        assert len(chains[0].blocks) == 19
+
+    def test_model_without_chain_is_left_alone(self):
+        import tvm_fused
+        from tvm_fused.models.testing import no_chain_model
+
+        cm = tvm_fused.compile(no_chain_model(), fuse="auto", progress=False)
+        assert cm.report["fuse"]["chains"] == []
+        assert "nothing to fuse" in cm.report["fuse"]["explanation"]
+
+    def test_impossible_fuse_n_is_a_clear_error(self):
+        import tvm_fused
+        from tvm_fused import models
+
+        with pytest.raises(FusionError, match="only 19 fusable blocks"):
+            tvm_fused.compile(str(models.path("mbv2-0.35-96")), fuse=40, progress=False)
+
+
+@pytest.mark.parametrize("name,fuse", [("mbv2-0.35-96", "auto"), ("mbv2-0.35-96", 3), ("mbv2-0.35-96", 19),
+                                       ("mbv2-0.35-96-dw5", "auto"), ("mbv2-0.5-96-t4", "auto"),
+                                       ("mbv2-1.0-96", "auto"), ("conv_chain.tflite", "auto"),
+                                       ("dw5_stride2.tflite", "auto"), ("mbv2_035_96.tflite", "auto")])
+def test_zoo_fused_c_equals_unfused(cache, name, fuse):
+    """The fused model's generated C (ASan/UBSan) gives the unfused reference's bits."""
+    base = cache.compile(name)
+    fused = cache.compile(name, fuse)
+    assert fused.report["fuse"]["chains"], "expected something to be fused"
+    exe = cache.host_executable(name, fuse)
+    for seed in range(2):
+        x = base.random_input(seed)
+        np.testing.assert_array_equal(exe(x), base.reference(x))
+
+
+def test_fused_tvm_host_build_equals_unfused(cache):
+    base = cache.compile("mbv2-0.35-96")
+    fused = cache.compile("mbv2-0.35-96", "auto")
+    x = base.random_input(5)
+    np.testing.assert_array_equal(fused.reference(x), base.reference(x))
+
+
+def test_auto_fusion_lowers_the_arena_and_explains(cache):
+    base = cache.compile("mbv2-0.35-96")
+    fused = cache.compile("mbv2-0.35-96", "auto")
+    f = fused.report["fuse"]
+    assert fused.report["arena_bytes"] < 0.6 * base.report["arena_bytes"]
+    assert f["arena_bytes_unfused"] == base.report["arena_bytes"]
+    assert f["arena_bytes_fused"] == fused.report["arena_bytes"]
+    assert "peak is now at" in f["explanation"]
+    chain = f["chains"][0]
+    assert chain["scratch_bytes"] < chain["unfused_intermediate_bytes"]
+    assert all(r >= 1 for r in chain["ring_rows"])
