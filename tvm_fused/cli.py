@@ -60,6 +60,59 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from . import compile as compile_model
+    from . import plan
+
+    if args.max_resolution:
+        return _max_resolution(args)
+    model, name = _resolve_model(args.model)
+    unfused = compile_model(model, board=args.board or "host", name=name, codegen=False, progress=not args.quiet)
+    print(plan.memory_table(unfused))
+    result = {"unfused": unfused.report}
+    fused = None
+    if args.fuse != "none":
+        fused = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
+                              progress=not args.quiet)
+        print()
+        print(plan.memory_table(fused))
+        ratio = fused.report["arena_bytes"] / unfused.report["arena_bytes"]
+        print(f"\narena: unfused {unfused.report['arena_bytes']:,} B -> fused {fused.report['arena_bytes']:,} B "
+              f"({ratio:.3f}x)")
+        result["fused"] = fused.report
+    if args.plot:
+        plan.plot(unfused, fused or unfused, args.plot)
+        print(f"wrote {args.plot}")
+    if args.json:
+        plan.dump(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _max_resolution(args) -> int:
+    from . import models, plan
+
+    if args.ram_budget is None:
+        raise TvmFusedError("--max-resolution needs --ram-budget (e.g. 512K for a NUCLEO-F767ZI)")
+    if args.model not in models.ZOO:
+        raise TvmFusedError("--max-resolution varies the input size of a zoo model: give a zoo name "
+                            f"({', '.join(models.zoo_names())})")
+    kwargs = dict(models.ZOO[args.model])
+    kwargs.pop("resolution", None)
+    print(f"largest square input (multiple of 32) that fits {args.ram_budget} "
+          f"(arena + {plan.FIRMWARE_STACK_BYTES:,} B stack + {plan.FIRMWARE_RUNTIME_BYTES:,} B runtime data):")
+    results = {}
+    for fuse in (["none", args.fuse] if args.fuse != "none" else ["none", "auto"]):
+        results[str(fuse)] = plan.max_resolution(kwargs, args.ram_budget, fuse)
+    for fuse, r in results.items():
+        print(f"  fuse={fuse}: {r['max_resolution']} px" if r["max_resolution"] else
+              f"  fuse={fuse}: nothing fits")
+    if args.json:
+        plan.dump(results, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tvm-fused", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +121,14 @@ def main(argv=None) -> int:
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("plan", help="per-op memory table, unfused vs fused; live-bytes plot; max resolution")
+    _add_model_args(p)
+    p.add_argument("--plot", default=None, help="write a PNG of live bytes over the execution order")
+    p.add_argument("--json", default=None, help="write the reports (or the sweep) as JSON")
+    p.add_argument("--max-resolution", action="store_true",
+                   help="find the largest square input (multiple of 32) that fits --ram-budget, unfused vs fused")
+    p.set_defaults(func=cmd_plan)
 
     try:
         from .micro import cli as micro_cli

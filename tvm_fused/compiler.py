@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .boards import get_board, parse_bytes
-from .errors import FusionError, ModelDoesNotFitError
+from .errors import FusionError, ModelDoesNotFitError, TvmFusedError
 
 # Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
 _CODE_BYTES_PER_KERNEL = 600
@@ -51,6 +51,8 @@ class CompiledModel:
 
     def export(self, directory) -> Path:
         """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``."""
+        if self.library is None:
+            raise TvmFusedError("this model was compiled with codegen=False; compile it again to export C")
         root = Path(directory)
         for rel, text in self.library.files.items():
             path = root / "model" / rel
@@ -74,8 +76,12 @@ class CompiledModel:
 
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
-            progress: bool = True) -> CompiledModel:  # noqa: A001 (mirrors tvm.compile)
-    """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C."""
+            progress: bool = True, codegen: bool = True) -> CompiledModel:  # noqa: A001 (as tvm.compile)
+    """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
+
+    ``codegen=False`` stops after memory planning (for fast what-if planning): the
+    result has a report but no C library and cannot be exported.
+    """
     from . import frontend
     from .backend import generate_c
     from .passes import LegalizeQDQ
@@ -99,7 +105,7 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
             f"{budget} bytes{where}. Lower the input resolution or width, or try --fuse auto.")
-    library = prog.step("generate C", generate_c, mod, plan, io)
+    library = prog.step("generate C", generate_c, mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
@@ -127,7 +133,11 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
             "arena_offset": plan.buffers[op.output].offset,
             "scratch_bytes": plan.buffers[op.scratch].size if op.scratch else 0,
         })
-    flash = library.weights_bytes + _CODE_BYTES_BASE + _CODE_BYTES_PER_KERNEL * library.kernel_count
+    if library is not None:
+        weights = library.weights_bytes
+        flash = weights + _CODE_BYTES_BASE + _CODE_BYTES_PER_KERNEL * library.kernel_count
+    else:
+        weights = flash = None
     return {
         "model": name,
         "board": board,
@@ -137,7 +147,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
         "input_bytes": plan.buffers[plan.input_names[0]].size,
         "arena_bytes_without_input": plan.arena_bytes_without_input,
-        "weights_bytes": library.weights_bytes,
+        "weights_bytes": weights,
         "flash_bytes_estimate": flash,
         "macs": macs,
         "io": io,

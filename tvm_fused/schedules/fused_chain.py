@@ -5,9 +5,10 @@ Tensors of the chain: ``t = 0`` is the chain input (a full tensor in the arena),
 (full, in the arena). Every other tensor lives in a ring buffer of ``ring_rows``
 rows inside the kernel's scratch, so the big expanded tensors never exist whole.
 
-Schedule: for each output row ``r`` of the last layer, compute for every tensor
-the highest row the rest of the chain needs (``need``), then run the layers in
-order, each computing its rows ``done + 1 .. need``. Each row of each tensor is
+Schedule (eager push): each step computes the next row of the first layer, then
+every later layer, in order, computes all rows its inputs now allow
+(``done + 1 .. ready``). Rows leave a ring as soon as no consumer's window needs
+them, so a ring holds about one kernel window of rows. Each row of each tensor is
 computed exactly once (no recomputation, unlike patch-based inference), and each
 element by the same integer expression as the unfused kernel, so fused and
 unfused outputs are bit-identical.
@@ -66,28 +67,30 @@ def _tensor_shapes(input_shape, layers):
     return shapes
 
 
-def _need_rows(geometry: ChainGeometry, layers, r):
-    """Highest row of every tensor needed once output rows 0..r of the chain exist (Python ints)."""
-    last = len(geometry.shapes) - 1
-    need = [None] * len(geometry.shapes)
-    need[last] = r
-    for t in range(last - 1, 0, -1):
-        wants = []
-        for i in geometry.consumers[t]:
-            kh, stride, pad_top = layers[i].window
-            wants.append(need[i + 1] * stride - pad_top + kh - 1)
-        need[t] = min(geometry.shapes[t][0] - 1, max(wants))
-    return need
+def _ready_row(geometry: ChainGeometry, layer: ChainLayer, t_out: int, done, lo=min, hi=max, fdiv=None):
+    """Highest row of ``t_out`` its inputs allow, given rows ``done[t]`` of each input exist.
+
+    Works on Python ints (simulation) and on TIR expressions (the kernel) alike."""
+    kh, stride, pad_top = layer.window
+    last_row = geometry.shapes[t_out][0] - 1
+    ready = last_row
+    for t in set(layer.inputs):
+        if t == 0:
+            continue  # the chain input is whole in the arena
+        complete = geometry.shapes[t][0] - 1
+        allowed = (fdiv or (lambda a, b: a // b))(done[t] + pad_top - kh + 1, stride)
+        if fdiv is None:
+            allowed = last_row if done[t] >= complete else allowed
+        else:
+            allowed = tirx.Select(done[t] >= complete, last_row, allowed)
+        ready = lo(ready, allowed)
+    return ready
 
 
-def _need_of(geometry: ChainGeometry, layers, t, need):
-    """TIR: the highest row of tensor ``t`` its consumers need, from their ``need`` entries."""
-    want = None
-    for i in geometry.consumers[t]:
-        kh, stride, pad_top = layers[i].window
-        w = need[i + 1] * stride - pad_top + kh - 1
-        want = w if want is None else tirx.max(want, w)
-    return tirx.min(geometry.shapes[t][0] - 1, want)
+def _first_needed(geometry: ChainGeometry, layers, t, done):
+    """Lowest row of tensor ``t`` a consumer will still read."""
+    return min(max(0, (done[i + 1] + 1) * layers[i].window[1] - layers[i].window[2])
+               for i in geometry.consumers[t])
 
 
 def plan_chain(input_shape, layers) -> ChainGeometry:
@@ -104,14 +107,15 @@ def plan_chain(input_shape, layers) -> ChainGeometry:
             raise ValueError(f"chain tensor {t} has no consumer inside the chain")
     rows = [0] * len(shapes)
     done = [-1] * len(shapes)
-    for r in range(shapes[last][0]):
-        need = _need_rows(geometry, layers, r)
-        for t in range(1, last):
-            # rows below the next row any consumer will read are dead
-            first_read = min(max(0, (done[i + 1] + 1) * layers[i].window[1] - layers[i].window[2])
-                             for i in consumers[t])
-            rows[t] = max(rows[t], need[t] - min(first_read, done[t] + 1) + 1)
-        done = [d if n is None else n for d, n in zip(done, need)]
+    for step in range(shapes[1][0]):
+        for i, layer in enumerate(layers):
+            t = i + 1
+            ready = step if i == 0 else _ready_row(geometry, layer, t, done)
+            done[t] = max(done[t], ready)
+            if 0 < t < last:  # the rows alive right after this layer wrote its new rows
+                rows[t] = max(rows[t], done[t] - min(_first_needed(geometry, layers, t, done), done[t] + 1) + 1)
+    if done[last] != shapes[last][0] - 1:
+        raise AssertionError("row schedule did not complete the chain output")
     offset = 0
     offsets = [0] * len(shapes)
     for t in range(1, last):
@@ -128,7 +132,7 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
     geometry = plan_chain(input_shape, layers)
     shapes = geometry.shapes
     last = len(shapes) - 1
-    out_h, out_w, out_c = shapes[last]
+    out_h, out_w, out_c = shapes[last]  # noqa: F841 (out_h: the schedule runs on layer 1's rows)
     with IRBuilder() as ib:
         with T.prim_func():
             T.func_name(name)
@@ -158,19 +162,24 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
 
             with T.serial(0, len(shapes)) as t:
                 T.buffer_store(done, -1, [t])
-            with T.serial(0, out_h) as r:
-                T.buffer_store(need, r, [last])
-                for t in range(last - 1, 0, -1):  # consumers first: need[] of later tensors is set
-                    T.buffer_store(need, _need_of(geometry, layers, t, need), [t])
+            with T.serial(0, shapes[1][0]) as step:
                 for i, layer in enumerate(layers):
                     t_out = i + 1
-                    with T.serial(done[t_out] + 1, need[t_out] + 1) as y:
+                    if i == 0:
+                        start, stop = step, step + 1
+                    else:
+                        ready = _ready_row(geometry, layer, t_out, done, tirx.min, tirx.max, tirx.floordiv)
+                        T.buffer_store(need, ready, [t_out])
+                        start, stop = done[t_out] + 1, need[t_out] + 1
+                    with T.serial(start, stop) as y:
                         if layer.kind == "add":
                             _add_row(layer, y, shapes[t_out], load, store, t_out, acc)
                         else:
                             _conv_row(layer, y, shapes, load, store, t_out, w_buf, tab_buf, acc)
-                with T.serial(1, len(shapes)) as t:
-                    T.buffer_store(done, need[t], [t])
+                    if i == 0:
+                        T.buffer_store(done, step, [t_out])
+                    else:
+                        T.buffer_store(done, tirx.max(done[t_out], need[t_out]), [t_out])
     func = ib.get()
     return func, geometry
 
