@@ -1,13 +1,14 @@
 """Shared, session-scoped compiled models: compiling once keeps the suite fast."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-TFLITE_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.tflite"))
+sys.path.insert(0, str(Path(__file__).parent))
+from fixture_paths import FIXTURES  # noqa: E402
 
 
 class _Cache:

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import TFLITE_FIXTURES
+from fixture_paths import TFLITE_FIXTURES
 
 # widths 0.35 and 1.0 at 96 and 224 px, plus the 5x5-depthwise and expand-4 variants
 ZOO_MODELS = ["mbv2-0.35-96", "mbv2-1.0-96", "mbv2-0.35-224", "mbv2-1.0-224", "mbv2-0.35-96-dw5",

@@ -18,7 +18,7 @@ import pytest
 import tvm
 from onnx import helper
 
-from conftest import FIXTURES, TFLITE_FIXTURES
+from fixture_paths import FIXTURES, TFLITE_FIXTURES
 
 
 @pytest.mark.parametrize("name", TFLITE_FIXTURES)
