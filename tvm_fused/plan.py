@@ -9,10 +9,11 @@ import json
 
 from .boards import parse_bytes
 
-# What the firmware needs besides the arena (apps/stm32: STACK_SIZE default, plus the RPC
-# buffers, canaries and C runtime data). Confirmed by linking: see tests/micro.
+# What the firmware needs besides the arena: the stack it reserves (apps/stm32 STACK_SIZE)
+# and its own .data/.bss (RPC buffers, canaries, C runtime: 2,308 B measured from the
+# F767 link map; rounded up). benchmarks/max_resolution.py confirms the answer by linking.
 FIRMWARE_STACK_BYTES = 16384
-FIRMWARE_RUNTIME_BYTES = 8192
+FIRMWARE_RUNTIME_BYTES = 4096
 
 
 def memory_table(cm) -> str:
