@@ -61,12 +61,10 @@ def build_chain_module(in_shape, layers, seed=0):
                     continue
                 n, h, w, c = shape
                 k, s = spec["k"], spec["stride"]
-                if spec["pad"] == "same":
+                if spec["pad"] == "same" or h < k or w < k:  # valid needs the kernel to fit
                     pt, pb = same_padding(h, k, s)
                     pl, pr = same_padding(w, k, s)
                 else:
-                    if h < k or w < k:
-                        continue
                     pt = pb = pl = pr = 0
                 depthwise = spec.get("depthwise", False)
                 oc = c if depthwise else spec["out"]

@@ -145,20 +145,13 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
             need = T.alloc_buffer((len(shapes),), "int32")
             acc = T.alloc_buffer((1,), "int32")
 
-            def load(t, y, xx, c):
-                if t == 0:
-                    return x_buf[0, y, xx, c]
-                h, w, ch = shapes[t]
-                row = tirx.floormod(y, geometry.ring_rows[t])
-                return s_buf[geometry.ring_offset[t] + (row * w + xx) * ch + c]
-
-            def store(t, y, xx, c, value):
-                if t == last:
-                    T.buffer_store(y_buf, value, [0, y, xx, c])
-                else:
-                    h, w, ch = shapes[t]
-                    row = tirx.floormod(y, geometry.ring_rows[t])
-                    T.buffer_store(s_buf, value, [geometry.ring_offset[t] + (row * w + xx) * ch + c])
+            # Flat views; a tensor row is addressed by its base offset, computed once per row
+            # (ring rows wrap with floormod), so inner loops do no modulo arithmetic.
+            x_flat = T.decl_buffer((_size(input_shape),), "int8", data=x_buf.data)
+            y_flat = T.decl_buffer((out_h * out_w * out_c,), "int8", data=y_buf.data)
+            max_kh = max(layer.window[0] for layer in layers)
+            bases = T.alloc_buffer((max_kh + 2,), "int32")
+            tensors = _TensorRows(geometry, x_flat, y_flat, s_buf)
 
             with T.serial(0, len(shapes)) as t:
                 T.buffer_store(done, -1, [t])
@@ -173,9 +166,9 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
                         start, stop = done[t_out] + 1, need[t_out] + 1
                     with T.serial(start, stop) as y:
                         if layer.kind == "add":
-                            _add_row(layer, y, shapes[t_out], load, store, t_out, acc)
+                            _add_row(layer, y, shapes[t_out], tensors, t_out, acc, bases)
                         else:
-                            _conv_row(layer, y, shapes, load, store, t_out, w_buf, tab_buf, acc)
+                            _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc, bases, max_kh)
                     if i == 0:
                         T.buffer_store(done, step, [t_out])
                     else:
@@ -184,19 +177,46 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
     return func, geometry
 
 
-def _add_row(layer, y, shape, load, store, t_out, acc):
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+class _TensorRows:
+    """Where row ``y`` of chain tensor ``t`` starts: the input, a ring in scratch, or the output."""
+
+    def __init__(self, geometry: ChainGeometry, x_flat, y_flat, scratch):
+        self.g, self.x, self.y, self.s = geometry, x_flat, y_flat, scratch
+        self.last = len(geometry.shapes) - 1
+
+    def buffer(self, t):
+        return self.x if t == 0 else (self.y if t == self.last else self.s)
+
+    def row_base(self, t, y):
+        _, w, c = self.g.shapes[t]
+        if t == 0 or t == self.last:
+            return y * (w * c)
+        return self.g.ring_offset[t] + tirx.floormod(y, self.g.ring_rows[t]) * (w * c)
+
+
+def _add_row(layer, y, shape, tensors, t_out, acc, bases):
     _, w, c = shape
     a, b = layer.inputs
-    with T.serial(0, w) as xx:
-        with T.serial(0, c) as ch:
-            # statement form (not add_expr's nested Lets, which TVM's analyzers reject here)
-            xa, xb = add_scaled_inputs(load(a, y, xx, ch), load(b, y, xx, ch), layer.params)
-            T.buffer_store(acc, xa, [0])
-            T.buffer_store(acc, acc[0] + xb, [0])
-            store(t_out, y, xx, ch, add_output(acc[0], layer.params))
+    T.buffer_store(bases, tensors.row_base(a, y), [0])
+    T.buffer_store(bases, tensors.row_base(b, y), [1])
+    T.buffer_store(bases, tensors.row_base(t_out, y), [2])
+    a_buf, b_buf, out_buf = tensors.buffer(a), tensors.buffer(b), tensors.buffer(t_out)
+    with T.serial(0, w * c) as i:
+        # statement form (not add_expr's nested Lets, which TVM's analyzers reject here)
+        xa, xb = add_scaled_inputs(a_buf[bases[0] + i], b_buf[bases[1] + i], layer.params)
+        T.buffer_store(acc, xa, [0])
+        T.buffer_store(acc, acc[0] + xb, [0])
+        T.buffer_store(out_buf, add_output(acc[0], layer.params), [bases[2] + i])
 
 
-def _conv_row(layer, y, shapes, load, store, t_out, w_buf, tab_buf, acc):
+def _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc, bases, out_slot):
     p: Conv2DParams = layer.params
     t_in = layer.inputs[0]
     in_h, in_w, in_c = shapes[t_in]
@@ -205,23 +225,44 @@ def _conv_row(layer, y, shapes, load, store, t_out, w_buf, tab_buf, acc):
     sh, sw = p.strides
     pt, pl, _, _ = p.padding
     w0, b0 = layer.weight_offset, layer.table_offset
+    in_buf, out_buf = tensors.buffer(t_in), tensors.buffer(t_out)
+    with T.serial(0, kh) as ky:
+        T.buffer_store(bases, tensors.row_base(t_in, y * sh - pt + ky), [ky])
+    T.buffer_store(bases, tensors.row_base(t_out, y), [out_slot])
+    # Padding checks only where padding exists: a padded row skips its whole kernel row,
+    # a padded column its taps; unpadded layers (all 1x1 convs) run check-free.
+    row_check = p.padding[0] > 0 or p.padding[2] > 0
+    col_check = p.padding[1] > 0 or p.padding[3] > 0
+
+    def taps(ky, xx, o):
+        with T.serial(0, kw) as kx:
+            ix = xx * sw - pl + kx
+
+            def tap_value(value):
+                value = value.astype("int32") - p.in_zp
+                return tirx.if_then_else(tirx.all(ix >= 0, ix < in_w), value, 0) if col_check else value
+
+            if p.depthwise:
+                tap = tap_value(in_buf[bases[ky] + ix * in_c + o])
+                weight = w_buf[w0 + (ky * kw + kx) * out_c + o].astype("int32")
+                T.buffer_store(acc, acc[0] + tap * weight, [0])
+            else:
+                with T.serial(0, in_c) as ci:
+                    tap = tap_value(in_buf[bases[ky] + ix * in_c + ci])
+                    weight = w_buf[w0 + ((ky * kw + kx) * in_c + ci) * out_c + o].astype("int32")
+                    T.buffer_store(acc, acc[0] + tap * weight, [0])
+
     with T.serial(0, out_w) as xx:
         with T.serial(0, out_c) as o:
             T.buffer_store(acc, 0, [0])
             with T.serial(0, kh) as ky:
                 iy = y * sh - pt + ky
-                with T.serial(0, kw) as kx:
-                    ix = xx * sw - pl + kx
-                    inside = tirx.all(iy >= 0, iy < in_h, ix >= 0, ix < in_w)
-                    if p.depthwise:
-                        tap = tirx.if_then_else(inside, load(t_in, iy, ix, o).astype("int32") - p.in_zp, 0)
-                        weight = w_buf[w0 + (ky * kw + kx) * out_c + o].astype("int32")
-                        T.buffer_store(acc, acc[0] + tap * weight, [0])
-                    else:
-                        with T.serial(0, in_c) as ci:
-                            tap = tirx.if_then_else(inside, load(t_in, iy, ix, ci).astype("int32") - p.in_zp, 0)
-                            weight = w_buf[w0 + ((ky * kw + kx) * in_c + ci) * out_c + o].astype("int32")
-                            T.buffer_store(acc, acc[0] + tap * weight, [0])
+                if row_check:
+                    with T.If(tirx.all(iy >= 0, iy < in_h)):
+                        with T.Then():
+                            taps(ky, xx, o)
+                else:
+                    taps(ky, xx, o)
             value = requantize_output(acc[0] + tab_buf[b0 + o], tab_buf[b0 + out_c + o],
                                       tab_buf[b0 + 2 * out_c + o], p.out_zp, p.act_min, p.act_max)
-            store(t_out, y, xx, o, value)
+            T.buffer_store(out_buf, value, [bases[out_slot] + xx * out_c + o])
