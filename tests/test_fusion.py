@@ -114,3 +114,14 @@ def test_auto_fusion_lowers_the_arena_and_explains(cache):
     chain = f["chains"][0]
     assert chain["scratch_bytes"] < chain["unfused_intermediate_bytes"]
     assert all(r >= 1 for r in chain["ring_rows"])
+
+
+def test_latency_budget_limits_auto():
+    import tvm_fused
+    from tvm_fused import models
+
+    path = str(models.path("mbv2-0.35-96"))
+    tight = tvm_fused.compile(path, fuse="auto", latency_budget=1.0001, codegen=False, progress=False)
+    assert tight.report["fuse"]["chains"] == [] and "latency budget" in tight.report["fuse"]["explanation"]
+    loose = tvm_fused.compile(path, fuse="auto", latency_budget=1.05, codegen=False, progress=False)
+    assert loose.report["fuse"]["chains"] and loose.report["fuse"]["estimated_latency_ratio"] <= 1.05

@@ -76,10 +76,13 @@ class CompiledModel:
 
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
-            progress: bool = True, codegen: bool = True) -> CompiledModel:  # noqa: A001 (as tvm.compile)
+            progress: bool = True, codegen: bool = True,
+            latency_budget: float | None = None) -> CompiledModel:  # noqa: A001 (as tvm.compile)
     """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
 
-    ``codegen=False`` stops after memory planning (for fast what-if planning): the
+    ``fuse``: "none", "auto" (chains that lower the arena peak, optionally within
+    ``latency_budget``, an estimated fused/unfused instruction ratio such as 1.05) or N
+    (the first N fusable blocks). ``codegen=False`` stops after memory planning (for fast what-if planning): the
     result has a report but no C library and cannot be exported.
     """
     from . import frontend
@@ -94,7 +97,7 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
     fuse_info = {"mode": str(fuse), "chains": []}
     if str(fuse) != "none":
-        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget)
+        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget)
     plan = prog.step("plan memory", plan_memory, mod)
     io = json.loads(mod["main"].attrs["tvm_fused.io"])
     budget = parse_bytes(ram_budget) if ram_budget is not None else None
@@ -112,12 +115,13 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
 
 
-def _fuse(mod, fuse, ram_budget):
+def _fuse(mod, fuse, ram_budget, latency_budget=None):
     from .passes import fuse_conv_chains
 
     if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
         raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
-    return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget)
+    return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget,
+                            latency_budget=latency_budget)
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:

@@ -139,8 +139,24 @@ def select_first_blocks(mod: tvm.IRModule, n: int) -> list[list[str]]:
     return [names for _, names in sorted(runs.items())]
 
 
-def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None):
-    """Apply ``fuse`` = "none" | "auto" | N; returns (module, report entry)."""
+# Instructions a fused chain costs beyond its layers unfused, per MAC of the chain: the ring
+# addressing and row bookkeeping. Measured on QEMU mps2-an500 (mbv2-0.35-96, fuse=auto:
+# 142,152,326 vs 141,426,453 instructions with 34% of the MACs fused; rerun with
+# benchmarks/fusion.py). Fusion adds no MACs: each row is computed once.
+FUSED_OVERHEAD_PER_MAC = 0.015
+
+
+def estimated_latency_ratio(mod: tvm.IRModule, fused_macs: int) -> float:
+    """Estimated fused/unfused instruction ratio from MACs and the measured overhead."""
+    total = sum(c.params.macs for c in kernel_calls(mod) if c.kind in CONV_KINDS) or 1
+    return 1.0 + FUSED_OVERHEAD_PER_MAC * fused_macs / total
+
+
+def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, latency_budget=None):
+    """Apply ``fuse`` = "none" | "auto" | N; returns (module, report entry).
+
+    ``latency_budget`` (auto only): the largest estimated fused/unfused instruction
+    ratio accepted, e.g. 1.05."""
     from .memory_plan import plan_memory
 
     plan_fn = plan_fn or plan_memory
@@ -156,17 +172,26 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None):
             info["explanation"] = "nothing to fuse: no chain of convolutions in this model; compiled unchanged"
             return mod, info
         best = (base.arena_bytes, 0, mod, base)
+        skipped_for_latency = 0
         for n in range(1, len(blocks) + 1):
+            fused_macs = sum(c.params.macs for _, block in blocks[:n] for c in block if c.kind in CONV_KINDS)
+            if latency_budget is not None and estimated_latency_ratio(mod, fused_macs) > latency_budget:
+                skipped_for_latency += 1
+                continue
             cand = FuseConvChains(select_first_blocks(mod, n))(mod)
             plan = plan_fn(cand)
             if plan.arena_bytes < best[0]:
                 best = (plan.arena_bytes, n, cand, plan)
+        if latency_budget is not None:
+            info["latency_budget"] = latency_budget
+            info["candidates_over_latency_budget"] = skipped_for_latency
         arena, n, new_mod, plan = best
         info["blocks_fused"] = n
         info["explanation"] = (
             f"fused the first {n} of {len(blocks)} blocks: arena {base.arena_bytes} -> {arena} bytes; "
             f"the peak is now at {_peak_op(plan)}" if n else
-            f"no fusion lowers the arena below {base.arena_bytes} bytes (peak at {_peak_op(base)}); unchanged")
+            f"no fusion lowers the arena below {base.arena_bytes} bytes (peak at {_peak_op(base)})"
+            + (f" within the latency budget {latency_budget}" if latency_budget is not None else "") + "; unchanged")
     else:
         n = int(fuse)
         new_mod = FuseConvChains(select_first_blocks(mod, n))(mod)
@@ -177,6 +202,8 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None):
     info["peak_op_fused"] = _peak_op(plan)
     chains = new_mod["main"].attrs.get("tvm_fused.fused_chains") if new_mod["main"].attrs else None
     info["chains"] = json.loads(str(chains)) if chains is not None else []
+    info["estimated_latency_ratio"] = round(
+        estimated_latency_ratio(mod, sum(c["macs"] for c in info["chains"])), 4)
     return new_mod, info
 
 
