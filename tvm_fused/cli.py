@@ -28,6 +28,8 @@ def _add_model_args(p):
     p.add_argument("--ram-budget", default=None, help="fail if the arena exceeds this (e.g. 524288, 512K)")
     p.add_argument("--latency-budget", type=float, default=None,
                    help="with --fuse auto: max estimated fused/unfused instruction ratio (e.g. 1.05)")
+    p.add_argument("--fuse-objective", default="arena", choices=["arena", "arena_without_input"],
+                   help="with --fuse auto: minimise the whole arena (default) or the arena without the input")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -49,7 +51,8 @@ def cmd_compile(args) -> int:
 
     model, name = _resolve_model(args.model)
     cm = compile_model(model, board=args.board or "host", fuse=args.fuse, ram_budget=args.ram_budget,
-                       name=name, progress=not args.quiet, latency_budget=args.latency_budget)
+                       name=name, progress=not args.quiet, latency_budget=args.latency_budget,
+                       fuse_objective=args.fuse_objective)
     out = cm.export(args.output)
     r = cm.report
     print(f"{r['model']}: {len(r['ops'])} ops, {r['macs']:,} MACs")
@@ -75,7 +78,8 @@ def cmd_plan(args) -> int:
     fused = None
     if args.fuse != "none":
         fused = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
-                              progress=not args.quiet, latency_budget=args.latency_budget)
+                              progress=not args.quiet, latency_budget=args.latency_budget,
+                       fuse_objective=args.fuse_objective)
         print()
         print(plan.memory_table(fused))
         ratio = fused.report["arena_bytes"] / unfused.report["arena_bytes"]

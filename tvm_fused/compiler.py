@@ -77,7 +77,7 @@ class CompiledModel:
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
             progress: bool = True, codegen: bool = True,
-            latency_budget: float | None = None) -> CompiledModel:  # noqa: A001 (as tvm.compile)
+            latency_budget: float | None = None, fuse_objective: str = "arena") -> CompiledModel:  # noqa: A001 (as tvm.compile)
     """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
 
     ``fuse``: "none", "auto" (chains that lower the arena peak, optionally within
@@ -97,7 +97,7 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
     fuse_info = {"mode": str(fuse), "chains": []}
     if str(fuse) != "none":
-        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget)
+        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective)
     plan = prog.step("plan memory", plan_memory, mod)
     io = json.loads(mod["main"].attrs["tvm_fused.io"])
     budget = parse_bytes(ram_budget) if ram_budget is not None else None
@@ -115,13 +115,13 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
 
 
-def _fuse(mod, fuse, ram_budget, latency_budget=None):
+def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena"):
     from .passes import fuse_conv_chains
 
     if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
         raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
     return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget,
-                            latency_budget=latency_budget)
+                            latency_budget=latency_budget, objective=objective)
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:
