@@ -125,3 +125,27 @@ def test_latency_budget_limits_auto():
     assert tight.report["fuse"]["chains"] == [] and "latency budget" in tight.report["fuse"]["explanation"]
     loose = tvm_fused.compile(path, fuse="auto", latency_budget=1.05, codegen=False, progress=False)
     assert loose.report["fuse"]["chains"] and loose.report["fuse"]["estimated_latency_ratio"] <= 1.05
+
+
+def _zoo():
+    from tvm_fused.models import zoo_names
+
+    return zoo_names()
+
+
+@pytest.mark.parametrize("name", _zoo())
+def test_every_zoo_model_every_fuse_setting_kind(name):
+    """TVM host builds, fused vs unfused, bit for bit: auto, half the blocks, every block
+    (the whole conv trunk as one kernel). (Smaller N: test_zoo_fused_c_equals_unfused.)"""
+    import tvm_fused
+    from tvm_fused import models
+    from tvm_fused.passes import fusable_blocks
+
+    path = str(models.path(name))
+    base = tvm_fused.compile(path, name=name, codegen=False, progress=False)
+    n = len(fusable_blocks(base.mod))
+    x = base.random_input(11)
+    want = base.reference(x)
+    for fuse in sorted({"auto", n // 2, n}, key=str):
+        fused = tvm_fused.compile(path, name=name, fuse=fuse, codegen=False, progress=False)
+        np.testing.assert_array_equal(fused.reference(x), want, err_msg=f"{name} fuse={fuse}")
