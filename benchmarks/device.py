@@ -3,10 +3,14 @@ report memory and instruction counts.
 
     python benchmarks/device.py EXPORT_DIR [EXPORT_DIR ...]      # exported models
     python benchmarks/device.py --zoo mbv2-0.35-96 --fuse auto    # compiled here
+    python benchmarks/device.py --zoo mbv2-0.35-96 mbv2-0.35-144 --fuse none auto
     python benchmarks/device.py --stub                           # self-test model
 
 peak_ram_bytes = arena + measured stack high-water + runtime .data/.bss (ELF);
-instructions are exact QEMU -icount counts per inference (not cycles)."""
+instructions are exact QEMU -icount counts per inference (not cycles).
+For --zoo models the device output is also checked against the host reference
+(output_matches_reference; --no-check skips it). Unfused vs fused sweeps with
+ratios: benchmarks/fusion.py."""
 from __future__ import annotations
 
 import argparse
@@ -21,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tvm_fused.micro import Session, build_project, generate_project  # noqa: E402
+from tvm_fused.micro import outputs_equal, run_on_device  # noqa: E402
 
-COLUMNS = ["model", "arena_bytes", "stack_bytes", "peak_ram_bytes", "flash_bytes", "instructions", "macs",
-           "instructions_per_mac"]
+COLUMNS = ["model", "fuse", "arena_bytes", "stack_bytes", "peak_ram_bytes", "flash_bytes", "instructions", "macs",
+           "instructions_per_mac", "matches"]
 
 
 def _sources(args, workdir: Path):
@@ -43,20 +47,41 @@ def _sources(args, workdir: Path):
         import tvm_fused
         from tvm_fused import models
 
-        yield name, tvm_fused.compile(models.get(name), board=args.board, fuse=args.fuse,
-                                      ram_budget=args.ram_budget, name=name, progress=False)
+        if name not in models.ZOO:
+            raise SystemExit(f"device.py: unknown zoo model '{name}' (zoo: {', '.join(models.zoo_names())})")
+        for fuse in args.fuse:
+            print(f"compiling {name} fuse={fuse}", file=sys.stderr, flush=True)
+            yield name, tvm_fused.compile(str(models.path(name)), board=args.board,
+                                          fuse=int(fuse) if str(fuse).isdigit() else fuse,
+                                          ram_budget=args.ram_budget, name=name, progress=False)
+
+
+def _input(shape, seed=0):
+    return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
 
 
 def bench_one(index, name, source, args, workdir: Path) -> dict:
     t0 = time.perf_counter()
-    project = generate_project(source, board=args.board, project_dir=workdir / f"proj-{index}-{name}",
-                               ram_budget=args.ram_budget)
-    build_project(project)
-    report = json.loads((project / "report.json").read_text()) if (project / "report.json").is_file() else {}
-    with Session(project) as s:
-        shape = s.info()["input_shape"]
-        s.set_input(np.random.default_rng(0).integers(-128, 128, size=shape, dtype=np.int8))
-        m = s.measure(repeat=args.repeat)
+    if hasattr(source, "export"):  # a CompiledModel: the same input as its host reference
+        shape = source.io["inputs"][0]["shape"]
+    else:
+        io = json.loads((Path(source) / "io.json").read_text()) if (Path(source) / "io.json").is_file() else None
+        shape = io["inputs"][0]["shape"] if io else None
+    if shape is None:  # an export dir without io.json: ask the firmware
+        from tvm_fused.micro import Session, build_firmware
+
+        project, _, _ = build_firmware(source, args.board, workdir / f"proj-{index}-{name}", args.ram_budget)
+        with Session(project) as s:
+            shape = s.info()["input_shape"]
+    x = _input(shape)
+    print(f"running {name} on {args.board}", file=sys.stderr, flush=True)
+    run = run_on_device(source, x, board=args.board, project_dir=workdir / f"proj-{index}-{name}",
+                        ram_budget=args.ram_budget, repeat=args.repeat)
+    m = run.measurement
+    report = json.loads((run.project / "report.json").read_text()) if (run.project / "report.json").is_file() else {}
+    matches = None
+    if hasattr(source, "reference") and not args.no_check:
+        matches = outputs_equal(run.output, source.reference(x))
     macs = int(report.get("macs") or 0)
     row = {"model": name, "board": args.board, "fuse": report.get("fuse", {}).get("mode"),
            "arena_bytes": m["arena_bytes"], "stack_bytes": m["stack_bytes"],
@@ -65,6 +90,7 @@ def bench_one(index, name, source, args, workdir: Path) -> dict:
            "deterministic": m["deterministic"], "canaries_ok": m["canaries_ok"], "macs": macs,
            "instructions_per_mac": round(m["instructions"] / macs, 3) if macs else None,
            "ram_budget": args.ram_budget, "icount_shift": m.get("icount_shift"),
+           "output_matches_reference": matches, "matches": {True: "yes", False: "NO", None: "-"}[matches],
            "seconds": round(time.perf_counter() - t0, 2)}
     return row
 
@@ -81,7 +107,8 @@ def main(argv=None) -> int:
     ap.add_argument("export_dirs", nargs="*", help="exported model dirs (docs/interfaces.md)")
     ap.add_argument("--zoo", nargs="*", default=[], help="zoo model names to compile with tvm_fused.compile")
     ap.add_argument("--stub", action="store_true", help="include the stub model of tests/micro")
-    ap.add_argument("--fuse", default="none", help="fuse setting for --zoo models")
+    ap.add_argument("--fuse", nargs="+", default=["none"], help="fuse settings for --zoo models (none, auto, N)")
+    ap.add_argument("--no-check", action="store_true", help="do not compare with the host reference")
     ap.add_argument("--board", default="qemu-mps2-an500")
     ap.add_argument("--ram-budget", type=int, default=None, help="emulate a chip with this many bytes of SRAM")
     ap.add_argument("--repeat", type=int, default=3)
@@ -100,7 +127,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"board": args.board, "results": rows}, indent=2) + "\n")
     print(f"wrote {out}")
-    return 0
+    return 1 if any(r["output_matches_reference"] is False for r in rows) else 0
 
 
 if __name__ == "__main__":

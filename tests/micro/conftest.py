@@ -58,3 +58,59 @@ def qemu_project(stub_export, tmp_path_factory):
                                project_dir=tmp_path_factory.mktemp("qemu_project"), ram_budget=524288)
     build_project(project)
     return project
+
+
+class DeviceZoo:
+    """Real models on QEMU, each compiled once (the suite-wide `cache`), each firmware
+    built once and each (model, fuse, seed, repeat) run once per session."""
+
+    BOARD = "qemu-mps2-an500"
+
+    def __init__(self, cache, root: Path):
+        self.cache, self.root = cache, root
+        self.runs = {}
+        self.projects = {}
+        self.references = {}
+
+    def compiled(self, name: str, fuse="none"):
+        return self.cache.compile(name, fuse)
+
+    def input(self, name: str, seed: int = 0):
+        return self.compiled(name).random_input(seed)
+
+    def reference(self, name: str, seed: int = 0):
+        """The unfused host reference (TVM's LLVM build): what every variant must output."""
+        key = (name, seed)
+        if key not in self.references:
+            self.references[key] = self.compiled(name).reference(self.input(name, seed))
+        return self.references[key]
+
+    def project(self, name: str, fuse="none"):
+        from tvm_fused.micro import build_firmware
+
+        key = (name, str(fuse))
+        if key not in self.projects:
+            safe = name.replace(".", "_")
+            self.projects[key] = build_firmware(self.cache.export(name, fuse), board=self.BOARD,
+                                                project_dir=self.root / f"{safe}-fuse-{fuse}")
+        return self.projects[key][0]
+
+    def run(self, name: str, fuse="none", seed: int = 0, repeat: int = 2):
+        """(output, measurement) on QEMU; repeat=2 runs the same input twice."""
+        from tvm_fused.micro import run_firmware
+
+        key = (name, str(fuse), seed, repeat)
+        if key not in self.runs:
+            y, m, _ = run_firmware(self.project(name, fuse), self.input(name, seed), board=self.BOARD,
+                                   repeat=repeat)
+            self.runs[key] = (y, m)
+        return self.runs[key]
+
+
+@pytest.fixture(scope="session")
+def device_zoo(cache, tmp_path_factory):
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("ARM toolchain or QEMU missing")
+    pytest.importorskip("tvm")
+    pytest.importorskip("onnx")
+    return DeviceZoo(cache, tmp_path_factory.mktemp("device_zoo"))

@@ -1,4 +1,4 @@
-"""benchmarks/device.py runs the stub end to end and writes its JSON."""
+"""benchmarks/device.py and benchmarks/fusion.py run end to end (stub, tiny zoo model, memory-only sweep)."""
 import json
 import subprocess
 import sys
@@ -22,3 +22,51 @@ def test_device_benchmark_on_stub(stub_export, tmp_path):
     assert row["peak_ram_bytes"] == row["arena_bytes"] + row["stack_bytes"] + row["runtime_ram_bytes"]
     assert row["instructions"] > 0 and row["instructions_per_mac"] == round(row["instructions"] / row["macs"], 3)
     assert row["flash_bytes"] > 1000
+
+
+def _fusion(args, tmp_path, timeout=80):
+    out = tmp_path / "fusion.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fusion.py"), *args, "--json", str(out)],
+                         capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res, json.loads(out.read_text())
+
+
+def test_fusion_benchmark_quick_memory_only(tmp_path):
+    """--quick --no-device: the memory columns of the sweep, no firmware."""
+    res, data = _fusion(["--quick", "--no-device"], tmp_path)
+    assert not data["meta"]["device"] and "arena KiB" in res.stdout
+    assert [r["model"] for r in data["rows"]] == ["mbv2-0.35-128", "mbv2-0.35-144"]
+    for r in data["rows"]:
+        none, auto = r["none"], r["auto"]
+        assert auto["arena_bytes"] < none["arena_bytes"] and auto["blocks_fused"] > 0
+        # the input is excluded by re-planning, not by subtracting its size
+        assert auto["arena_bytes_without_input"] <= auto["arena_bytes"]
+        assert auto["arena_bytes_without_input_objective"] <= auto["arena_bytes_without_input"]
+        assert r["ratios"]["arena_bytes"] == round(auto["arena_bytes"] / none["arena_bytes"], 4)
+        assert "instructions" not in auto and r["outputs_match_reference"] is None
+    assert data["rows"][1]["width"] == 0.35 and data["rows"][1]["resolution"] == 144  # the zoo entry
+
+
+@needs_qemu
+def test_fusion_benchmark_on_qemu_with_tiny_model(tmp_path):
+    res, data = _fusion(["--models", "mbv2-0.35-96-tiny"], tmp_path)
+    (r,) = data["rows"]
+    for mode in ("none", "auto"):
+        m = r[mode]
+        assert m["output_matches_reference"] and m["canaries_ok"]
+        assert m["peak_ram_bytes"] == m["device_arena_bytes"] + m["stack_bytes"] + m["runtime_ram_bytes"]
+        assert m["device_arena_bytes"] == m["arena_bytes"] and m["instructions"] > r["macs"]
+    assert r["ratios"]["peak_ram_bytes"] < 1 and r["outputs_match_reference"] is True
+    assert "yes" in res.stdout.splitlines()[-2]  # the table row says bit-exact
+
+
+@needs_qemu
+def test_device_benchmark_on_zoo_model_checks_reference(tmp_path):
+    out = tmp_path / "device.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device.py"), "--zoo", "mbv2-0.35-96-tiny",
+                          "--fuse", "auto", "--repeat", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=80)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["fuse"] == "auto" and row["output_matches_reference"] is True and row["canaries_ok"]

@@ -8,8 +8,10 @@ from .errors import (BuildError, CanaryError, DeviceDisconnectedError, DeviceErr
                      DeviceTimeoutError, MicroError, ModelDoesNotFitError, RpcError)
 from .launcher import QemuLauncher
 from .project import BOARDS, build_project, generate_project
+from .runner import DeviceRun, build_firmware, outputs_equal, run_firmware, run_on_device
 from .session import Session
 
 __all__ = ["generate_project", "build_project", "Session", "QemuLauncher", "elf_memory", "BOARDS",
+           "run_on_device", "build_firmware", "run_firmware", "DeviceRun", "outputs_equal",
            "MicroError", "BuildError", "ModelDoesNotFitError", "DeviceError", "DeviceTimeoutError",
            "DeviceDisconnectedError", "RpcError", "CanaryError", "DeviceFaultError"]

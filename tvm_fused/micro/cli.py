@@ -1,5 +1,6 @@
 """`tvm-fused run`: compile (or take an export dir), build the firmware, run it on
-QEMU or a board, and write report.json with the device measurements added."""
+QEMU or a board, and write report.json with the device measurements added.
+Also registers `tvm-fused demo` (tvm_fused/demo.py)."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,10 @@ def add_commands(sub, add_model_args, resolve_model) -> None:
     p.add_argument("--project-dir", default=None, help="keep the firmware project here")
     p.add_argument("-o", "--output", default=None, help="write report.json here")
     p.set_defaults(func=lambda args: cmd_run(args, resolve_model))
+
+    from ..demo import add_parser as add_demo_parser
+
+    add_demo_parser(sub, resolve_model)
 
 
 def cmd_run(args, resolve_model) -> int:
