@@ -75,25 +75,12 @@ class QuantGraph:
                 self.bindings.append((binding.var, binding.value))
                 self.definition[binding.var] = binding.value
         self.result = body.body
-        self.users: dict[relax.Var, int] = {}
-        for _, value in self.bindings:
-            for arg in _call_args(value):
-                if isinstance(arg, relax.Var):
-                    self.users[arg] = self.users.get(arg, 0) + 1
 
     def producer(self, expr):
         """The Call or Constant behind ``expr`` (looking through variables)."""
         while isinstance(expr, relax.Var) and expr in self.definition:
             expr = self.definition[expr]
         return expr
-
-
-def _call_args(value):
-    if isinstance(value, relax.Call):
-        return list(value.args)
-    if isinstance(value, relax.Tuple):
-        return list(value.fields)
-    return []
 
 
 def op_name(expr) -> str | None:
