@@ -35,7 +35,7 @@ def test_random_chains_fused_equal_unfused():
 @given(h=st.integers(1, 24), w=st.integers(1, 24), c=st.integers(1, 48), first=conv_layer,
        layers=st.lists(layer, min_size=1, max_size=5), seed=st.integers(0, 2**16))
 def check_random_chain_fused_equals_unfused(h, w, c, first, layers, seed):
-    """Kernels 1/3/5/7, stride 1/2, same/valid, 1..48 channels, H/W down to 1, 1..6 layers, adds.
+    """Kernels 1/3/5/7, stride 1/2, same/valid, 1..48 channels, H/W down to 1, 2..6 layers, adds.
     (Layers that cannot apply, e.g. a valid 7x7 on a 3x3 input, are dropped by the builder.)"""
     FUSED_EXAMPLES.append(0)
     mod, names = build_chain_module((1, h, w, c), [first, *layers], seed)
