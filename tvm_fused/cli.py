@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .boards import BOARDS
@@ -152,12 +151,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("tvm-fused: interrupted", file=sys.stderr)
         return 130
-
-
-def _json_dump(obj, path):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
 
 
 if __name__ == "__main__":

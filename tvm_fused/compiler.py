@@ -21,7 +21,6 @@ class _Progress:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.t0 = time.perf_counter()
         self.timings = {}
 
     def step(self, name, fn, *args, **kwargs):

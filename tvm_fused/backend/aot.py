@@ -27,10 +27,10 @@ def _c_array(values: np.ndarray, per_line: int = 24) -> str:
 class CLibrary:
     """Generated sources of one compiled model (file name -> text), plus size facts."""
 
-    def __init__(self, files: dict[str, str], weights_bytes: int, code_kernels: int):
+    def __init__(self, files: dict[str, str], weights_bytes: int, kernel_count: int):
         self.files = files
         self.weights_bytes = weights_bytes
-        self.kernel_count = code_kernels
+        self.kernel_count = kernel_count
 
 
 def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:

@@ -132,7 +132,7 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
     geometry = plan_chain(input_shape, layers)
     shapes = geometry.shapes
     last = len(shapes) - 1
-    out_h, out_w, out_c = shapes[last]  # noqa: F841 (out_h: the schedule runs on layer 1's rows)
+    out_h, out_w, out_c = shapes[last]
     with IRBuilder() as ib:
         with T.prim_func():
             T.func_name(name)

@@ -38,9 +38,8 @@ class PoolParams:
 
     @property
     def out_shape(self):
-        n, _, _, c = self.in_shape
-        shape = Conv2DParams(self.in_shape, c, self.kernel, self.strides, self.padding, True, 0, 0).out_shape
-        return shape
+        c = self.in_shape[3]
+        return Conv2DParams(self.in_shape, c, self.kernel, self.strides, self.padding, True, 0, 0).out_shape
 
     @property
     def same_quantization(self) -> bool:
@@ -83,11 +82,11 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
         cx = tirx.min(x0 + kw, w) - tirx.max(x0, 0)
         return cy * cx
 
-    covers_all = all(pad == 0 for pad in p.padding) and (kh, kw) == (h, w)
+    unpadded = all(pad == 0 for pad in p.padding)  # then every window has kh * kw taps
     mult, shift = quantize_multiplier(p.in_scale / p.out_scale)
 
     def finish(b, y, xx, ch):
-        cnt = kh * kw if covers_all or all(v == 0 for v in p.padding) else count(y, xx)
+        cnt = kh * kw if unpadded else count(y, xx)
         a = acc[b, y, xx, ch]
         if p.tflite_mean:
             return _tflite_mean(a, kh * kw, p)
