@@ -250,3 +250,22 @@ def hard_swish_table(in_scale, in_zp, out_scale, out_zp) -> np.ndarray:
         out = _i16(_rdbypot16(pre_out, -out_e) + out_zp)
         table[k] = min(127, max(-128, out))
     return table
+
+
+# ---------------------------------------------------------------- ONNX QDQ semantics
+
+def qdq_float_table(transform, in_scale, in_zp, out_scale, out_zp) -> np.ndarray:
+    """``QuantizeLinear(f(DequantizeLinear(v)))`` for every int8 ``v``, as onnxruntime computes
+    it with graph optimizations off: float32 ``(v - z_in) * s_in``, ``f`` in float32,
+    ``saturate(round_half_even(y / s_out) + z_out)``. ``transform`` maps a float32 array to
+    a float32 array. onnxruntime's own ``f`` (MLAS polynomial approximations for sigmoid,
+    tanh) may differ from numpy's by an ulp, so an entry can differ by one unit at a tie."""
+    x = (INT8_VALUES - in_zp).astype(np.float32) * np.float32(in_scale)
+    with np.errstate(over="ignore"):
+        y = np.asarray(transform(x), np.float32) / np.float32(out_scale)
+    return _clamp8(np.rint(y).astype(np.int64) + out_zp)
+
+
+def clamp_table(table, act_min: int, act_max: int) -> np.ndarray:
+    """A folded activation (clip/relu after the op) applied to the table's entries."""
+    return np.clip(np.asarray(table, np.int64), act_min, act_max).astype(np.int8)
