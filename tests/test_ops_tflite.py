@@ -303,3 +303,109 @@ def test_compiled_fully_connected_equals_reference_kernel(tmp_path, batch, k, n,
     cm = _compile(tmp_path, model, "fc")
     _assert_compiled_equals_reference(cm, model, [[rng.integers(-128, 128, (batch, k), dtype=np.int8)]
                                                   for _ in range(2)])
+
+
+# ---------------------------------------------------------------- a chain: generated C and fusion
+
+def _conv(b, x, in_c, out_c, k, rng, s_in, s_out, depthwise=False, act="RELU6"):
+    """CONV_2D / DEPTHWISE_CONV_2D with per-channel int8 weights, SAME padding, stride 1."""
+    w_scales = [float(np.float32(v)) for v in rng.uniform(0.002, 0.02, out_c)]
+    w_shape = (1, k, k, out_c) if depthwise else (out_c, k, k, in_c)
+    w = b.tensor(w_shape, "int8", w_scales, 0, data=rng.integers(-127, 128, w_shape),
+                 quantized_dimension=3 if depthwise else 0)
+    bias = b.tensor([out_c], "int32", [float(np.float32(s_in) * np.float32(s)) for s in w_scales], 0,
+                    data=rng.integers(-500, 500, out_c))
+    n, h, wd = b.tensors[x]["shape"][:3]
+    y = b.tensor([n, h, wd, out_c], "int8", s_out, -10)
+    if depthwise:
+        b.op("DEPTHWISE_CONV_2D", [x, w, bias], [y], "DepthwiseConv2DOptions", version=3, padding=0, stride_w=1,
+             stride_h=1, depth_multiplier=1, fused_activation_function=act)
+    else:
+        b.op("CONV_2D", [x, w, bias], [y], "Conv2DOptions", version=3, padding=0, stride_w=1, stride_h=1,
+             fused_activation_function=act)
+    return y
+
+
+def _ops_chain_model(rng, shape=(4, 12)):
+    """Every op of this module once: HARD_SWISH, MUL and ADD with broadcast constants, LEAKY_RELU,
+    TANH, SUB of two tensors, LOGISTIC, QUANTIZE, RELU6, SOFTMAX, then FULLY_CONNECTED on its rows."""
+    b = ModelBuilder()
+    c = shape[-1]
+    x = b.tensor(shape, "int8", 0.05, 3)
+
+    def t(scale, zp, s=shape):
+        return b.tensor(s, "int8", scale, zp)
+
+    hs = t(0.04, -20)
+    b.op("HARD_SWISH", [x], [hs])
+    k = b.tensor([c], "int8", 0.01, 4, data=rng.integers(-128, 128, c))
+    mul = t(0.03, 5)
+    b.op("MUL", [hs, k], [mul], "MulOptions", fused_activation_function="NONE")
+    k2 = b.tensor([1, c], "int8", 0.02, -7, data=rng.integers(-128, 128, c))
+    add = t(0.05, 0)
+    b.op("ADD", [mul, k2], [add], "AddOptions", fused_activation_function="RELU")
+    lr = t(0.04, -30)
+    b.op("LEAKY_RELU", [add], [lr], "LeakyReluOptions", alpha=0.2)
+    th = t(1 / 128, 0)
+    b.op("TANH", [lr], [th])
+    sub = t(0.06, 2)
+    b.op("SUB", [th, lr], [sub], "SubOptions", fused_activation_function="NONE")
+    lg = t(1 / 256, -128)
+    b.op("LOGISTIC", [sub], [lg])
+    rq = t(0.005, -100)
+    b.op("QUANTIZE", [lg], [rq])
+    r6 = t(0.004, -128)
+    b.op("RELU6", [rq], [r6])
+    sm = t(1 / 256, -128)
+    b.op("SOFTMAX", [r6], [sm], "SoftmaxOptions", beta=1.0)
+    w = b.tensor([10, c], "int8", 0.01, 0, data=rng.integers(-127, 128, (10, c)))
+    bias = b.tensor([10], "int32", float(np.float32(1 / 256) * np.float32(0.01)), 0, data=rng.integers(-99, 99, 10))
+    y = b.tensor([shape[0], 10], "int8", 0.02, 1)
+    b.op("FULLY_CONNECTED", [sm, w, bias], [y], "FullyConnectedOptions", fused_activation_function="NONE")
+    return b.build([x], [y])
+
+
+def test_generated_c_of_an_ops_chain_equals_reference_kernels(tmp_path):
+    """The generated C (gcc, ASan + UBSan) of a model using every op here == BUILTIN_REF."""
+    from tvm_fused.backend import HostExecutable
+
+    rng = np.random.default_rng(11)
+    model = _ops_chain_model(rng)
+    cm = _compile(tmp_path, model, "ops_chain", codegen=True)
+    exe = HostExecutable(cm.export(tmp_path / "out") / "model", cm.io["outputs"][0]["shape"])
+    try:
+        for seed in range(3):
+            x = cm.random_input(seed)
+            (want,) = run_reference(model, [x])
+            np.testing.assert_array_equal(cm.reference(x), want)
+            np.testing.assert_array_equal(exe(x), want)
+    finally:
+        exe.close()
+
+
+def test_fusion_keeps_chains_around_the_new_ops(tmp_path):
+    """conv -> dw conv -> 1x1 conv, HARD_SWISH, conv -> dw conv -> 1x1 conv, MUL: the new ops
+    split the conv chains but fuse="auto" still fuses what it can, and the output stays
+    bit-exact to BUILTIN_REF."""
+    rng = np.random.default_rng(12)
+    b = ModelBuilder()
+    x = b.tensor([1, 24, 24, 4], "int8", 0.05, 0)
+    h = _conv(b, x, 4, 16, 3, rng, 0.05, 0.03)
+    h = _conv(b, h, 16, 16, 3, rng, 0.03, 0.03, depthwise=True)
+    h = _conv(b, h, 16, 8, 1, rng, 0.03, 0.04, act="NONE")
+    hs = b.tensor([1, 24, 24, 8], "int8", 0.03, -40)
+    b.op("HARD_SWISH", [h], [hs])
+    h = _conv(b, hs, 8, 32, 1, rng, 0.03, 0.03)
+    h = _conv(b, h, 32, 32, 3, rng, 0.03, 0.03, depthwise=True)
+    h = _conv(b, h, 32, 8, 1, rng, 0.03, 0.05, act="NONE")
+    k = b.tensor([8], "int8", 0.01, 0, data=rng.integers(-128, 128, 8))
+    y = b.tensor([1, 24, 24, 8], "int8", 0.06, 3)
+    b.op("MUL", [h, k], [y], "MulOptions", fused_activation_function="NONE")
+    model = b.build([x], [y])
+    cm = _compile(tmp_path, model, "fused", fuse="auto")
+    kinds = [op["op"] for op in cm.report["ops"]]
+    assert kinds == ["fused_chain", "hard_swish", "fused_chain", "mul"], kinds
+    for seed in range(2):
+        x_in = cm.random_input(seed)
+        (want,) = run_reference(model, [x_in])
+        np.testing.assert_array_equal(cm.reference(x_in), want)

@@ -15,7 +15,7 @@ from ..passes.memory_plan import MemoryPlan
 from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
-_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t"}
+_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t", "float64": "double"}
 
 
 def _c_array(values: np.ndarray, per_line: int = 24) -> str:

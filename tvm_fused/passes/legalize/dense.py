@@ -6,6 +6,7 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ...schedules import DenseParams, dense_int8, quantize_multipliers
+from ...schedules.dense_double_requant import dense_int8_double_requant, effective_scales
 from .core import Match, QTensor
 from .registry import register_rule
 from .weights import bias_vector
@@ -24,7 +25,10 @@ def dense(ctx, m: Match) -> QTensor:
         acc[n, j] = bias_q[j] + sum_k (x[n, k] - x_zp) * (W[k, j] - 0)
         y[n, j]   = clamp(MultiplyByQuantizedMultiplier(acc[n, j], M[j], shift[j]) + y_zp, act_min, act_max)
 
-    with ``M[j] * 2^shift[j] = x_scale * w_scale[j] / y_scale`` in double precision.
+    with ``M[j] * 2^shift[j] = x_scale * w_scale[j] / y_scale`` in double precision (ONNX).
+    TFLite models follow BUILTIN_REF's ``reference_integer_ops::FullyConnected``, which
+    requantizes in double instead: ``y = clamp(round(double(acc) * x_scale * w_scale[j] / y_scale)
+    + y_zp)`` (``schedules/dense_double_requant.py``).
 
     Before::
 
@@ -44,8 +48,15 @@ def dense(ctx, m: Match) -> QTensor:
     k, n_out = weight.values.shape
     w_scale = weight.scale_along(1, n_out)
     p = DenseParams(data.shape[0], k, n_out, data.zero_point, out.zero_point, out.act_min, out.act_max)
-    mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
     b = bias_vector(m.bias, n_out, data.scale, w_scale)
+    if ctx.source_format == "tflite":
+        # BUILTIN_REF requantizes FULLY_CONNECTED in double, not in fixed point
+        # (schedules/dense_double_requant.py); TFLM's fixed-point result differs near halves
+        eff = effective_scales(data.scale, w_scale, out.scale)
+        consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b), relax.const(eff, "float64")]
+        return ctx.emit("dense", dense_int8_double_requant(p), [data.var, *consts], (p.batch, n_out), out.scale,
+                        out.zero_point, "", p, macs=p.macs)
+    mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
     consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b),
               relax.const(mult), relax.const(shift)]
     return ctx.emit("dense", dense_int8(p), [data.var, *consts], (p.batch, n_out), out.scale, out.zero_point,
