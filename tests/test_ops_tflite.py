@@ -409,3 +409,13 @@ def test_fusion_keeps_chains_around_the_new_ops(tmp_path):
         x_in = cm.random_input(seed)
         (want,) = run_reference(model, [x_in])
         np.testing.assert_array_equal(cm.reference(x_in), want)
+
+
+def test_softmax_beta_other_than_one_is_refused(tmp_path):
+    """TVM's TFLite importer drops beta; compiling it as beta = 1 would be silently wrong."""
+    from tvm_fused.errors import UnsupportedModelError
+
+    model = single_op_model("SOFTMAX", [_q([1, 10], 0.1, 0)], [_q([1, 10], 1 / 256, -128)], "SoftmaxOptions",
+                            beta=0.5)
+    with pytest.raises(UnsupportedModelError, match="beta = 0.5"):
+        _compile(tmp_path, model, "softmax_beta")
