@@ -138,7 +138,7 @@ def output_file(path, what: str = "output", suffix: str | None = None) -> Path:
     return p
 
 
-def output_dir(path, force: bool = False, what: str = "output folder") -> Path:
+def output_dir(path, force: bool = False, what: str = "output folder", force_does: str = "replace its contents") -> Path:
     """A folder we may (re)write: new, empty, ours (marker file), or anything with force."""
     from .output import LOCK, MARKER
 
@@ -152,7 +152,7 @@ def output_dir(path, force: bool = False, what: str = "output folder") -> Path:
         if entries:
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise OutputPathError(f"{what} {p} is not empty ({shown}) and was not written by tvm-fused; give a new "
-                                  "or empty folder, or pass --force (force=True) to replace its contents")
+                                  f"or empty folder, or pass --force (force=True) to {force_does}")
     _writable_parent(p, what)
     return p
 

@@ -73,7 +73,8 @@ def check_project_dir(project_dir, force: bool = False) -> Path:
     Allowed: a new path, an empty folder, a folder with our marker, or any folder with force."""
     from .. import validate
 
-    return validate.output_dir(project_dir, force, "project folder")
+    return validate.output_dir(project_dir, force, "project folder",
+                               "write the project into it (template files and model/, build/ replaced)")
 
 
 _held: dict = {}  # resolved folder -> [file descriptor, depth]: project_lock is reentrant within a process
