@@ -274,19 +274,29 @@ def build_project(project_dir, board: str | None = None, jobs: int = 2, timeout:
 
 def _run_make(cmd, timeout: float, project_dir: Path) -> subprocess.CompletedProcess:
     """make in its own process group, so that a timeout, Ctrl-C or SIGTERM stops the
-    compilers it started too (no orphaned arm-none-eabi-gcc)."""
+    compilers it started too (no orphaned arm-none-eabi-gcc). The compilers' temporary
+    files go to the project's build/.tmp, not the user's temp folder, and SIGTERM comes
+    first so gcc deletes them itself."""
     import signal
 
+    tmp = project_dir / "build" / ".tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=env)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except BaseException as e:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait()
+        for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except OSError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         if isinstance(e, subprocess.TimeoutExpired):
             raise BuildError(f"make timed out after {timeout:.0f}s in {project_dir}") from e
         raise
