@@ -5,7 +5,7 @@ argument, the value and the fix; nothing here compiles, builds or writes.
 
 Input tensors follow one documented conversion (``input_array``): an int8 array of the
 model's exact input shape is used as is; a float array of that shape is quantized like
-TFLite's QUANTIZE op, ``q = clamp(round_half_away(x / scale) + zero_point, -128, 127)``,
+TFLite's QUANTIZE op, ``q = clamp(round_half_away(float32(x) / float32(scale)) + zero_point, -128, 127)``,
 with the model's input scale and zero point; anything else (another dtype, another shape
 of the same size, NaN or inf) is refused rather than reinterpreted.
 """
@@ -193,7 +193,8 @@ def input_array(x, spec: dict, what: str = "input") -> np.ndarray:
 
 
 def quantize(x, scale: float, zero_point: int) -> np.ndarray:
-    """TFLite QUANTIZE to int8: clamp(round_half_away_from_zero(x / scale) + zero_point, -128, 127)."""
-    real = np.asarray(x, np.float64) / scale
+    """TFLite QUANTIZE to int8: clamp(round_half_away_from_zero(x / scale) + zero_point, -128, 127),
+    the division in float32 as TFLite's reference kernel does it."""
+    real = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
     rounded = np.sign(real) * np.floor(np.abs(real) + 0.5) + zero_point
     return np.clip(rounded, -128, 127).astype(np.int8)

@@ -56,13 +56,13 @@ def _verify(model) -> None:
         graph = model.Subgraphs(s)
         n_tensors = graph.TensorsLength()
 
-        def tensor_refs(indices, what):
+        def tensor_refs(indices, what, optional=True):
             for t in indices:
-                if not (t == -1 or 0 <= t < n_tensors):
+                if not ((optional and t == -1) or 0 <= t < n_tensors):
                     raise ModelLoadError(f"subgraph {s}: {what} refers to tensor {t} of {n_tensors}")
 
-        tensor_refs(_vector(graph.InputsAsNumpy()), "an input")
-        tensor_refs(_vector(graph.OutputsAsNumpy()), "an output")
+        tensor_refs(_vector(graph.InputsAsNumpy()), "an input", optional=False)
+        tensor_refs(_vector(graph.OutputsAsNumpy()), "an output", optional=False)
         for t in range(n_tensors):
             _verify_tensor(graph.Tensors(t), t, type_names, buffer_sizes)
         for o in range(graph.OperatorsLength()):
@@ -70,10 +70,39 @@ def _verify(model) -> None:
             if not 0 <= op.OpcodeIndex() < n_codes:
                 raise ModelLoadError(f"operator {o} has opcode index {op.OpcodeIndex()} of {n_codes}")
             tensor_refs(_vector(op.InputsAsNumpy()), f"operator {o}'s input")
-            tensor_refs(_vector(op.OutputsAsNumpy()), f"operator {o}'s output")
+            tensor_refs(_vector(op.OutputsAsNumpy()), f"operator {o}'s output", optional=False)
+            if op.OutputsLength() < 1:
+                raise ModelLoadError(f"operator {o} has no output")
             op.BuiltinOptionsType()
-            if op.BuiltinOptions() is not None:
-                op.BuiltinOptions().Bytes  # the options table itself must be addressable
+            code = model.OperatorCodes(op.OpcodeIndex())
+            _verify_options(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), op, o)
+
+
+def _verify_options(builtin: int, op, o: int) -> None:
+    """Window and stride options of the convolution and pooling ops: a stride of -1 or 0 would
+    reach TVM's scheduler as an empty loop domain."""
+    import tflite
+
+    B = tflite.BuiltinOperator
+    kinds = {B.CONV_2D: (tflite.Conv2DOptions, ("StrideW", "StrideH", "DilationWFactor", "DilationHFactor")),
+             B.DEPTHWISE_CONV_2D: (tflite.DepthwiseConv2DOptions,
+                                   ("StrideW", "StrideH", "DilationWFactor", "DilationHFactor")),
+             B.AVERAGE_POOL_2D: (tflite.Pool2DOptions, ("StrideW", "StrideH", "FilterWidth", "FilterHeight")),
+             B.MAX_POOL_2D: (tflite.Pool2DOptions, ("StrideW", "StrideH", "FilterWidth", "FilterHeight"))}
+    if builtin not in kinds:
+        return
+    table = op.BuiltinOptions()
+    if table is None:
+        raise ModelLoadError(f"operator {o} has no options table")
+    cls, fields = kinds[builtin]
+    options = cls()
+    options.Init(table.Bytes, table.Pos)
+    for field in fields:
+        value = getattr(options, field)()
+        if not 1 <= value <= 4096:
+            raise ModelLoadError(f"operator {o} has {field} = {value} (must be 1 or more)")
+    if options.Padding() not in (tflite.Padding.SAME, tflite.Padding.VALID):
+        raise ModelLoadError(f"operator {o} has an unknown padding code {options.Padding()}")
 
 
 def _verify_tensor(tensor, t: int, type_names: dict, buffer_sizes: list) -> None:
