@@ -5,7 +5,6 @@ no QEMU or make process left behind.
 
 The temp-folder checks give each run its own empty TMPDIR (other processes share /tmp), so
 "entries before == entries after" is "the folder is still empty"."""
-import hashlib
 import json
 import os
 import signal

@@ -25,8 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..boards import DEVICE_BOARDS, device_board
-from .errors import BuildError, ModelDoesNotFitError, ProjectBusyError
-from ..errors import UsageError
+from ..errors import BuildError, ModelDoesNotFitError, ProjectBusyError, UsageError
 from ..output import LOCK, MARKER, mark
 
 BOARDS = DEVICE_BOARDS
