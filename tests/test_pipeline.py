@@ -10,7 +10,7 @@ import tvm_fused
 from fixture_paths import FIXTURES
 from tvm_fused import frontend
 from tvm_fused.attrs import FusionDecision, KernelParams, MemoryPlanAttrs, ModelIO
-from tvm_fused.errors import FusionError, UnsupportedModelError
+from tvm_fused.errors import UnsupportedModelError, UsageError
 from tvm_fused.passes.legalize import registry
 
 MODEL = str(FIXTURES / "conv_chain.tflite")  # small: conv chain with residual adds, fusable
@@ -69,7 +69,7 @@ def test_results_travel_as_typed_attributes():
 
 
 def test_bad_fuse_option_is_refused_before_any_work():
-    with pytest.raises(FusionError, match="fuse='many'"):
+    with pytest.raises(UsageError, match="fuse='many'"):
         tvm_fused.compile("/nonexistent.tflite", fuse="many", progress=False)
 
 
