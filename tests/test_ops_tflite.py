@@ -26,7 +26,7 @@ from tvm_fused.schedules.softmax import SoftmaxParams, softmax_reference
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
-COMPILE = settings(max_examples=4, deadline=None, derandomize=True,
+COMPILE = settings(max_examples=5, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 scales = st.floats(-3.0, 0.3).map(lambda e: float(np.float32(10.0 ** e)))
@@ -222,7 +222,7 @@ def test_compiled_softmax_equals_reference_kernel(tmp_path, shape, s_in, z_in):
 
 
 @COMPILE
-@given(op=st.sampled_from(["add", "sub", "mul"]), data=st.data(), sa=scales, za=zero_points, sb=scales,
+@given(op=st.sampled_from(["add", "sub", "mul", "prelu"]), data=st.data(), sa=scales, za=zero_points, sb=scales,
        zb=zero_points, so=scales, zo=zero_points, act=st.sampled_from(sorted(ACTIVATIONS)),
        constant=st.booleans())
 def test_compiled_broadcast_binary_equals_reference_kernel(tmp_path, op, data, sa, za, sb, zb, so, zo, act,
@@ -419,3 +419,18 @@ def test_softmax_beta_other_than_one_is_refused(tmp_path):
                             beta=0.5)
     with pytest.raises(UnsupportedModelError, match="beta = 0.5"):
         _compile(tmp_path, model, "softmax_beta")
+
+
+@pytest.mark.parametrize("a_shape, b_shape, constant", [((1, 4, 5, 6), (1, 1, 6), True),
+                                                        ((1, 4, 5, 6), (1, 4, 5, 6), False),
+                                                        ((2, 7), (7,), True)])
+def test_compiled_prelu_equals_reference_kernel(tmp_path, a_shape, b_shape, constant):
+    """PRELU (TVM's importer refuses it quantized; frontend/tflite_qdq.py imports it in QDQ form)."""
+    rng = np.random.default_rng(3)
+    b_const = rng.integers(-128, 128, b_shape, dtype=np.int8) if constant else None
+    model = _binary_model("prelu", a_shape, b_shape, 0.05, 3, 0.01, -4, 0.03, -2, b_const=b_const)
+    cm = _compile(tmp_path, model, "prelu")
+    assert [op["op"] for op in cm.report["ops"]] == ["prelu"]
+    xa = rng.integers(-128, 128, a_shape, dtype=np.int8)
+    _assert_compiled_equals_reference(cm, model, [[xa] if constant else
+                                                  [xa, rng.integers(-128, 128, b_shape, dtype=np.int8)]])

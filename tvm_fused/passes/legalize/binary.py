@@ -133,3 +133,48 @@ def subtract(ctx, m: Match) -> QTensor:
         y = R.call_tir(sub, (a, b), R.Tensor(broadcast(a.shape, b.shape), "int8"))
     """
     return lower_binary(ctx, m, "sub", *m.call.args)
+
+
+@register_rule(
+    "relax.where",
+    tflite={"PRELU": "int8; alpha an int8 tensor or constant broadcasting against the input"},
+)
+def prelu(ctx, m: Match) -> QTensor:
+    """``quantize(where(x >= 0, x, x * alpha))`` (TFLite PRELU as ``frontend/tflite_qdq.py``
+    imports it) -> int8 PRELU, TFLite's ``reference_ops::BroadcastPrelu4DSlow``::
+
+        v = x - z_x
+        y = clamp(z_o + (v >= 0 ? MBQM(v, M_1, s_1) : MBQM(v * (alpha - z_alpha), M_2, s_2)))
+        M_1 = float32(s_x / s_o),  M_2 = float32(float32(s_x * s_alpha) / s_o)
+
+    Before::
+
+        y = R.quantize(R.where(R.greater_equal(xf, 0), xf, R.multiply(xf, af)), so, zo)
+
+    After::
+
+        y = R.call_tir(prelu, (x, alpha), R.Tensor(x.shape, "int8"))
+    """
+    from ..quant_graph import const_value, op_name
+
+    cond, x, negative = m.call.args
+    test, product = ctx.producer(cond), ctx.producer(negative)
+    zero = const_value(test.args[1]) if op_name(test) == "relax.greater_equal" else None
+    if (zero is None or zero.size != 1 or float(zero.reshape(-1)[0]) != 0.0 or not test.args[0].same_as(x)
+            or op_name(product) != "relax.multiply"):
+        raise UnsupportedModelError(f"{m.layer}: 'where' is only supported as PRELU (x >= 0 ? x : x * alpha)")
+    a, b = product.args
+    alpha = b if a.same_as(x) else a if b.same_as(x) else None
+    if alpha is None:
+        raise UnsupportedModelError(f"{m.layer}: 'where' is only supported as PRELU (x >= 0 ? x : x * alpha)")
+    return lower_binary(ctx, m, "prelu", x, alpha)
+
+
+def _declare_pattern_ops():
+    """``greater_equal`` only occurs inside the PRELU pattern, which ``prelu`` consumes whole."""
+    from ...frontend import ops as op_registry
+
+    op_registry.declare(provider=f"{__name__}.prelu", relax_ops=("relax.greater_equal",))
+
+
+_declare_pattern_ops()
