@@ -1,4 +1,4 @@
-"""ONNX QDQ forms of Softmax, Sigmoid, Tanh, HardSwish, LeakyRelu, Mul, Sub, Add (broadcast),
+"""ONNX QDQ forms of Softmax, Sigmoid, Tanh, HardSwish, LeakyRelu, PRelu, Mul, Sub, Add (broadcast),
 as ``onnxruntime.quantization.quantize_static`` writes them, against onnxruntime.
 
 Tolerance: **1 int8 unit** per output. A QDQ graph means dequantize -> float op -> quantize;
@@ -36,7 +36,7 @@ def _model(nodes, inits=(), in_shape=(1, C, H, W), out_shape=(1, C, H, W)):
 
 def _qdq_by_hand(nodes, inits=(), out_scale=0.02, out_zp=0):
     """What quantize_static writes around an op it does not quantize itself (Tanh, HardSwish,
-    Sub are not in its QDQ registry): the op runs in float between the DequantizeLinear of its
+    Sub, PRelu are not in its QDQ registry; PRelu's slope stays float): the op runs in float between the DequantizeLinear of its
     producer and the QuantizeLinear of its consumer. ``x -> Q -> DQ -> nodes(a) -> z -> Q -> DQ -> y``."""
     shape = (1, C, H, W)
     # calibration-like scales: round ones (0.03 - 0.01 -> / 0.04) would make exact ties, where
@@ -72,6 +72,11 @@ MODELS = {
     "Tanh": lambda: _qdq_by_hand([helper.make_node("Tanh", ["a"], ["z"])], out_scale=1 / 128),
     "HardSwish": lambda: _qdq_by_hand([helper.make_node("HardSwish", ["a"], ["z"])], out_scale=0.025, out_zp=-110),
     "LeakyRelu": lambda: _model([helper.make_node("LeakyRelu", ["a"], ["z"], alpha=0.1)]),
+    "PRelu": lambda: _qdq_by_hand([helper.make_node("PRelu", ["a", "slope"], ["z"])],
+                                  [_const("slope", (C, 1, 1), 4)], out_scale=0.017, out_zp=-40),
+    "PReluShared": lambda: _qdq_by_hand([helper.make_node("PRelu", ["a", "slope"], ["z"])],
+                                        [nh.from_array(np.array([0.25], np.float32), "slope")], out_scale=0.017,
+                                        out_zp=-40),
     "Mul": lambda: _model([helper.make_node("Mul", ["a", "k"], ["z"])], [_const("k", (C, 1, 1), 1)]),
     "Sub": lambda: _qdq_by_hand([_int8_const("k", (1, C, H, W), 2)[0], helper.make_node("Sub", ["a", "k"], ["z"])],
                                 _int8_const("k", (1, C, H, W), 2)[1], out_scale=0.0419),

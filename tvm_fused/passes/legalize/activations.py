@@ -216,3 +216,48 @@ def divide(ctx, m: Match) -> QTensor:
     if x is None:
         raise UnsupportedModelError(f"{m.layer}: division is only supported inside HARD_SWISH")
     return lower_hard_swish(ctx, m, x)
+
+
+@register_rule(
+    "relax.nn.prelu",
+    onnx={"PRelu": "int8 input; float (or int8) slope, one value or one per channel; one table per channel"},
+)
+def prelu_onnx(ctx, m: Match) -> QTensor:
+    """``quantize(prelu(dequantize(x), slope, axis))`` (ONNX PRelu; quantize_static leaves its
+    slope in float) -> one 256-entry table per channel, QDQ float semantics::
+
+        table[c][v] = saturate(round_half_even(f(s_in * (v - z_in)) / s_out) + z_out),
+        f(x) = x >= 0 ? x : slope[c] * x   (float32)
+
+    Before::
+
+        y = R.quantize(R.nn.prelu(R.dequantize(x, s_in, z_in), slope, axis=1), s_out, z_out)
+
+    After::
+
+        y = R.call_tir(prelu, (x, tables), R.Tensor(x.shape, "int8"))    # tables: int8[C, 256]
+    """
+    data = ctx.input(m.call.args[0], "prelu")
+    slope = ctx.const(m.call.args[1])
+    if slope is None:
+        raise UnsupportedModelError(f"{m.layer}: PRelu needs a constant slope")
+    values = np.asarray(slope.float_values(), np.float32).reshape(-1)
+    rank = len(data.shape)
+    axis = int(m.call.attrs.axis) % rank
+    channel_axis = 1 if data.src_layout == "NCHW" else rank - 1
+    out = m.out
+
+    def table_for(a):
+        a = np.float32(a)
+        return lut.clamp_table(lut.qdq_float_table(lambda v: np.where(v >= 0, v, v * a), data.scale,
+                                                   data.zero_point, out.scale, out.zero_point),
+                               out.act_min, out.act_max)
+
+    if values.size == 1:
+        return emit_table(ctx, m, data, table_for(values[0]), "prelu")
+    if axis != channel_axis or values.size != data.shape[-1]:
+        raise UnsupportedModelError(f"{m.layer}: PRelu slope must be one value or one per channel")
+    tables = np.stack([table_for(a) for a in values])
+    p = lut.LutParams(data.shape, "prelu")
+    return ctx.emit("prelu", lut.lut_per_channel_int8(p), [data.var, relax.const(tables)], data.shape, out.scale,
+                    out.zero_point, data.src_layout, p, macs=0)
