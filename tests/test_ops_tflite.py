@@ -434,3 +434,16 @@ def test_compiled_prelu_equals_reference_kernel(tmp_path, a_shape, b_shape, cons
     xa = rng.integers(-128, 128, a_shape, dtype=np.int8)
     _assert_compiled_equals_reference(cm, model, [[xa] if constant else
                                                   [xa, rng.integers(-128, 128, b_shape, dtype=np.int8)]])
+
+
+def test_standalone_relu_multiplier_is_a_float32_ratio(tmp_path):
+    """Standalone RELU takes its multiplier from ``s_in / s_out`` divided in float32, QUANTIZE
+    in double. With these scales (found by search) the two differ on input -22: the compiled
+    model must follow RELU's float32 arithmetic."""
+    s_in, z_in, s_out, z_out = 0.0032724246848374605, -125, 0.006300182081758976, -71
+    as_quantize = np.maximum(lut.requantize_table(s_in, z_in, s_out, z_out), z_out)
+    model = single_op_model("RELU", [_q([1, 256], s_in, z_in)], [_q([1, 256], s_out, z_out)])
+    (want,) = run_reference(model, [ALL_INT8])
+    assert (lut.apply_table(ALL_INT8, as_quantize) != want).any()
+    cm = _compile(tmp_path, model, "relu")
+    np.testing.assert_array_equal(cm.reference(ALL_INT8), want)
