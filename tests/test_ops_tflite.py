@@ -42,7 +42,7 @@ def _q(shape, scale, zp, **kw):
 
 LUT_OPS = {
     # op: (options table, fixed output quantization or None, table builder)
-    "LOGISTIC": (None, (1 / 256, -128), lambda si, zi, so, zo, f: lut.logistic_table(si, zi, so, zo)),
+    "LOGISTIC": (None, (1 / 256, None), lambda si, zi, so, zo, f: lut.logistic_table(si, zi, so, zo)),
     "TANH": (None, None, lambda si, zi, so, zo, f: lut.tanh_table(si, zi, so, zo)),
     "HARD_SWISH": (None, None, lambda si, zi, so, zo, f: lut.hard_swish_table(si, zi, so, zo)),
     "LEAKY_RELU": ("LeakyReluOptions", None, lambda si, zi, so, zo, f: lut.leaky_relu_table(si, zi, so, zo,
@@ -60,7 +60,7 @@ LUT_OPS = {
 def test_lut_table_equals_reference_kernel_on_all_256_inputs(op, s_in, z_in, s_out, z_out, alpha):
     options, fixed_out, build = LUT_OPS[op]
     if fixed_out is not None:
-        s_out, z_out = fixed_out
+        s_out, z_out = fixed_out[0], z_out if fixed_out[1] is None else fixed_out[1]
     if op == "HARD_SWISH" and s_out < s_in / 128:
         s_out = s_in / 64  # TFLite rejects smaller output scales
     fields = {"alpha": alpha} if op == "LEAKY_RELU" else {}
@@ -198,7 +198,7 @@ image_shapes = st.tuples(st.just(1), st.integers(1, 6), st.integers(1, 6), st.in
 def test_compiled_lut_op_equals_reference_kernel(tmp_path, op, shape, s_in, z_in, s_out, z_out):
     options, fixed_out, _ = LUT_OPS[op]
     if fixed_out is not None:
-        s_out, z_out = fixed_out
+        s_out, z_out = fixed_out[0], z_out if fixed_out[1] is None else fixed_out[1]
     if op == "HARD_SWISH":
         s_out = max(s_out, s_in / 64)
     fields = {"alpha": 0.1} if op == "LEAKY_RELU" else {}

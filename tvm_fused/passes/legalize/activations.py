@@ -31,16 +31,17 @@ def emit_table(ctx, m: Match, data: QTensor, table: np.ndarray, op: str) -> QTen
                     out.zero_point, data.src_layout, p, macs=0)
 
 
-def _check_tflite_output(m: Match, op: str, scale: float, zero_point: int):
-    if not (math.isclose(m.out.scale, scale, rel_tol=1e-6) and m.out.zero_point == zero_point):
+def _check_tflite_output_scale(m: Match, op: str, scale: float):
+    """TFLite's Prepare refuses other output scales (``TF_LITE_ENSURE(scale == 1. / 256)``)."""
+    if not math.isclose(m.out.scale, scale, rel_tol=1e-6):
         raise UnsupportedModelError(
-            f"{m.layer}: TFLite's int8 {op} requires output scale {scale} and zero point {zero_point}, "
-            f"the model has {m.out.scale} and {m.out.zero_point}; re-convert it with the TFLite converter")
+            f"{m.layer}: TFLite's int8 {op} requires output scale {scale}, the model has {m.out.scale}; "
+            "re-convert it with the TFLite converter")
 
 
 @register_rule(
     "relax.sigmoid",
-    tflite={"LOGISTIC": "int8; output scale 1/256, zero point -128 (TFLite requires it)"},
+    tflite={"LOGISTIC": "int8; output scale 1/256 (TFLite requires it)"},
     onnx={"Sigmoid": "int8 in and out"},
 )
 def sigmoid(ctx, m: Match) -> QTensor:
@@ -61,7 +62,7 @@ def sigmoid(ctx, m: Match) -> QTensor:
     data = ctx.input(m.call.args[0], "sigmoid")
     out = m.out
     if ctx.source_format == "tflite":
-        _check_tflite_output(m, "LOGISTIC", 1 / 256, -128)
+        _check_tflite_output_scale(m, "LOGISTIC", 1 / 256)
         table = lut.logistic_table(data.scale, data.zero_point, out.scale, out.zero_point)
     else:
         table = lut.qdq_float_table(lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)),
