@@ -447,3 +447,27 @@ def test_standalone_relu_multiplier_is_a_float32_ratio(tmp_path):
     assert (lut.apply_table(ALL_INT8, as_quantize) != want).any()
     cm = _compile(tmp_path, model, "relu")
     np.testing.assert_array_equal(cm.reference(ALL_INT8), want)
+
+
+@pytest.mark.parametrize("x_shape", [(1, 1, 1, 32), (1, 2, 3, 16)])
+def test_compiled_fully_connected_flattens_nd_input(tmp_path, x_shape):
+    """TFLite's FULLY_CONNECTED flattens an N-D input to (rows, K) (a DS-CNN's pooled [1,1,1,C])."""
+    rng = np.random.default_rng(5)
+    k, n = x_shape[-1], 12
+    rows = int(np.prod(x_shape[:-1]))
+    b = ModelBuilder()
+    x = b.tensor(x_shape, "int8", 0.03, -128)
+    w = b.tensor([n, k], "int8", 0.004, 0, data=rng.integers(-127, 128, (n, k)))
+    bias = b.tensor([n], "int32", float(np.float32(0.03) * np.float32(0.004)), 0, data=rng.integers(-900, 900, n))
+    y = b.tensor([rows, n], "int8", 0.01, 18)
+    b.op("FULLY_CONNECTED", [x, w, bias], [y], "FullyConnectedOptions", fused_activation_function="NONE")
+    model = b.build([x], [y])
+    cm = _compile(tmp_path, model, "fc_nd")
+    for _ in range(2):
+        xin = rng.integers(-128, 128, x_shape, dtype=np.int8)
+        (want,) = run_reference(model, [xin])
+        # TVM's importer ignores FC's input flattening (keep_num_dims = false) and keeps the
+        # leading dims, (1, 1, 1, 12) for (1, 12): same elements in the same order
+        got = cm.reference(xin)
+        assert got.shape[-1] == n and got.size == want.size
+        np.testing.assert_array_equal(got.reshape(want.shape), want)

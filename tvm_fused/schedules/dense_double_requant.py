@@ -49,24 +49,56 @@ def _round_half_away(v):
     return t + tirx.Select(frac >= 0.5, one, zero) - tirx.Select(frac <= -0.5, one, zero)
 
 
-def dense_int8_double_requant(p: DenseParams, name: str = "dense"):
-    """PrimFunc(x, weight, bias, eff_scale, out); ``eff_scale`` is float64[M]."""
+def _row_index(idx, shape):
+    """Row-major flat index of ``idx`` over ``shape`` (the leading dims of an N-D input)."""
+    flat = 0
+    for i, d in zip(idx, shape):
+        flat = flat * d + i
+    return flat
+
+
+def _unflatten(flat, shape):
+    idx = []
+    for d in reversed(shape):
+        idx.append(tirx.floormod(flat, d))
+        flat = tirx.floordiv(flat, d)
+    return list(reversed(idx))
+
+
+def dense_int8_double_requant(p: DenseParams, name: str = "dense", x_shape=None, out_shape=None):
+    """PrimFunc(x, weight, bias, eff_scale, out); ``eff_scale`` is float64[M].
+
+    ``x_shape`` / ``out_shape``: N-D shapes ``(..., K)`` / ``(..., M)`` with ``prod(...) = batch``
+    (TFLite's FULLY_CONNECTED flattens its input's leading dims, e.g. ``[1, 1, 1, K]``);
+    default ``(batch, K)`` / ``(batch, M)``.
+    """
     if p.in_features > MAX_REDUCTION:
         raise ValueError(f"{p.in_features} inputs could overflow the int32 accumulator")
-    x = te.placeholder((p.batch, p.in_features), "int8", name="x")
+    x_shape = tuple(x_shape or (p.batch, p.in_features))
+    out_shape = tuple(out_shape or (p.batch, p.out_features))
+    if x_shape[-1] != p.in_features or out_shape[-1] != p.out_features or \
+            int(np.prod(x_shape[:-1])) != p.batch or int(np.prod(out_shape[:-1])) != p.batch:
+        raise ValueError(f"fully connected shapes {x_shape} -> {out_shape} do not match {p}")
+    x = te.placeholder(x_shape, "int8", name="x")
     weight = te.placeholder((p.in_features, p.out_features), "int8", name="weight")
     bias = te.placeholder((p.out_features,), "int32", name="bias")
     eff = te.placeholder((p.out_features,), "float64", name="eff_scale")
     k = te.reduce_axis((0, p.in_features), name="k")
-    acc = te.compute(
-        (p.batch, p.out_features),
-        lambda b, o: te.sum((x[b, k].astype("int32") - p.in_zp) * weight[k, o].astype("int32"), axis=k),
-        name="acc",
-    )
 
-    def finish(b, o):
-        scaled = _round_half_away((acc[b, o] + bias[o]).astype("float64") * eff[o]).astype("int32")
+    def x_at(row, kk):
+        lead = _unflatten(row, x_shape[:-1]) if len(x_shape) > 2 else [row]
+        return x[(*lead, kk)]
+
+    def accumulate(*idx):
+        row = _row_index(idx[:-1], out_shape[:-1])
+        return te.sum((x_at(row, k).astype("int32") - p.in_zp) * weight[k, idx[-1]].astype("int32"), axis=k)
+
+    acc = te.compute(out_shape, accumulate, name="acc")
+
+    def finish(*idx):
+        o = idx[-1]
+        scaled = _round_half_away((acc[idx] + bias[o]).astype("float64") * eff[o]).astype("int32")
         return tirx.max(tirx.min(scaled + p.out_zp, p.act_max), p.act_min).astype("int8")
 
-    out = te.compute((p.batch, p.out_features), finish, name="out")
+    out = te.compute(out_shape, finish, name="out")
     return finish_prim_func(te.create_prim_func([x, weight, bias, eff, out]), name, accumulate_into="out")
