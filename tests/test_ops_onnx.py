@@ -1,4 +1,4 @@
-"""ONNX QDQ forms of Softmax, Sigmoid, Tanh, HardSwish, LeakyRelu, PRelu, Mul, Sub, Add (broadcast),
+"""ONNX QDQ forms of Softmax, Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, PRelu, Mul, Sub, Add (broadcast),
 as ``onnxruntime.quantization.quantize_static`` writes them, against onnxruntime.
 
 Tolerance: **1 int8 unit** per output. A QDQ graph means dequantize -> float op -> quantize;
@@ -70,6 +70,8 @@ MODELS = {
     "Softmax4d": lambda: _model([helper.make_node("Softmax", ["a"], ["z"], axis=1)]),
     "Sigmoid": lambda: _model([helper.make_node("Sigmoid", ["a"], ["z"])]),
     "Tanh": lambda: _qdq_by_hand([helper.make_node("Tanh", ["a"], ["z"])], out_scale=1 / 128),
+    "HardSigmoid": lambda: _qdq_by_hand([helper.make_node("HardSigmoid", ["a"], ["z"], alpha=0.2, beta=0.5)],
+                                        out_scale=1 / 255, out_zp=-128),
     "HardSwish": lambda: _qdq_by_hand([helper.make_node("HardSwish", ["a"], ["z"])], out_scale=0.025, out_zp=-110),
     "LeakyRelu": lambda: _model([helper.make_node("LeakyRelu", ["a"], ["z"], alpha=0.1)]),
     "PRelu": lambda: _qdq_by_hand([helper.make_node("PRelu", ["a", "slope"], ["z"])],

@@ -262,3 +262,35 @@ def prelu_onnx(ctx, m: Match) -> QTensor:
     p = lut.LutParams(data.shape, "prelu")
     return ctx.emit("prelu", lut.lut_per_channel_int8(p), [data.var, relax.const(tables)], data.shape, out.scale,
                     out.zero_point, data.src_layout, p, macs=0)
+
+
+# ---- ONNX HardSigmoid: TVM imports clip(add(multiply(alpha, x), beta), 0, 1); the core folds the clip
+
+def hard_sigmoid_input(ctx, call):
+    """``(x, alpha, beta)`` if ``call`` is ``add(multiply(alpha, x), beta)`` on a dequantized ``x``
+    with scalar constants (ONNX HardSigmoid before its folded ``clip(0, 1)``), else None."""
+    if op_name(call) != "relax.add":
+        return None
+    for mul_expr, beta_expr in (call.args, tuple(reversed(call.args))):
+        beta, mul = _scalar_const(beta_expr), ctx.producer(mul_expr)
+        if beta is None or op_name(mul) != "relax.multiply":
+            continue
+        for alpha_expr, x in (mul.args, tuple(reversed(mul.args))):
+            alpha = _scalar_const(alpha_expr)
+            if alpha is not None and ctx.dequantized(x) is not None:
+                return x, alpha, beta
+    return None
+
+
+def lower_hard_sigmoid(ctx, m: Match, x, alpha: float, beta: float) -> QTensor:
+    """``quantize(clip(alpha * dequantize(x) + beta, 0, 1))`` (ONNX HardSigmoid, the squeeze-excite
+    gate of MobileNetV3) -> table lookup with QDQ float semantics::
+
+        table[v] = saturate(round_half_even(clip(alpha * s_in * (v - z_in) + beta, 0, 1) / s_out) + z_out)
+    """
+    data = ctx.input(x, "hard_sigmoid")
+    out = m.out
+    a, b = np.float32(alpha), np.float32(beta)
+    table = lut.qdq_float_table(lambda v: np.clip(a * v + b, np.float32(0), np.float32(1)), data.scale,
+                                data.zero_point, out.scale, out.zero_point)
+    return emit_table(ctx, m, data, table, "hard_sigmoid")

@@ -15,7 +15,7 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ...schedules.binary import BinaryParams, binary_int8, broadcast_shape
-from .activations import hard_swish_input, lower_hard_swish
+from .activations import hard_sigmoid_input, hard_swish_input, lower_hard_sigmoid, lower_hard_swish
 from .core import Match, QTensor
 from .registry import register_rule
 
@@ -66,6 +66,10 @@ def operand(ctx, expr, out_rank: int, layout: str, what: str) -> Operand:
 
 def lower_binary(ctx, m: Match, op: str, a_expr, b_expr) -> QTensor:
     """Emit ``binary_int8`` for ``op`` on two operands (shared by ADD with broadcasting)."""
+    if op == "add":
+        hard_sigmoid = hard_sigmoid_input(ctx, m.call)
+        if hard_sigmoid is not None:
+            return lower_hard_sigmoid(ctx, m, *hard_sigmoid)
     out = m.out
     rank = len(out.src_shape)
     layout = "NCHW" if ctx.source_format == "onnx" and rank == 4 else ("NHWC" if rank == 4 else "")
@@ -171,10 +175,13 @@ def prelu(ctx, m: Match) -> QTensor:
 
 
 def _declare_pattern_ops():
-    """``greater_equal`` only occurs inside the PRELU pattern, which ``prelu`` consumes whole."""
+    """Relax ops and source operators that only occur inside patterns other rules consume whole."""
     from ...frontend import ops as op_registry
 
     op_registry.declare(provider=f"{__name__}.prelu", relax_ops=("relax.greater_equal",))
+    # ONNX HardSigmoid arrives as clip(add(multiply(alpha, x), beta), 0, 1): the add rule lowers it
+    op_registry.declare(provider="tvm_fused.passes.legalize.activations.lower_hard_sigmoid",
+                        onnx={"HardSigmoid": "int8 in and out (table lookup, within one unit of onnxruntime)"})
 
 
 _declare_pattern_ops()
