@@ -180,7 +180,7 @@ def _declare_pattern_ops():
 
     op_registry.declare(provider=f"{__name__}.prelu", relax_ops=("relax.greater_equal",))
     # ONNX HardSigmoid arrives as clip(add(multiply(alpha, x), beta), 0, 1): the add rule lowers it
-    op_registry.declare(provider="tvm_fused.passes.legalize.activations.lower_hard_sigmoid",
+    op_registry.declare(provider="tvm_fused.passes.legalize.add.add",
                         onnx={"HardSigmoid": "int8 in and out (table lookup, within one unit of onnxruntime)"})
 
 
