@@ -13,6 +13,8 @@ on single-op models written by ``tflite_builder`` (no TensorFlow needed):
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -381,6 +383,14 @@ def test_generated_c_of_an_ops_chain_equals_reference_kernels(tmp_path):
             np.testing.assert_array_equal(exe(x), want)
     finally:
         exe.close()
+    if shutil.which("arm-none-eabi-gcc"):  # and warning-free for Cortex-M7 (double FPU for the FC scales)
+        model_dir = tmp_path / "out" / "model"
+        for src in sorted((model_dir / "src").glob("*.c")):
+            proc = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard",
+                                   "-mfpu=fpv5-d16", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I",
+                                   str(model_dir / "include"), "-c", str(src), "-o", str(tmp_path / f"{src.stem}.o")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"{src.name}:\n{proc.stderr}"
 
 
 def test_fusion_keeps_chains_around_the_new_ops(tmp_path):
