@@ -212,7 +212,20 @@ def lower_hard_swish(ctx, m: Match, x) -> QTensor:
     tflite={"HARD_SWISH": "int8 in and out; output scale >= input scale / 128 (as TFLite requires)"},
 )
 def divide(ctx, m: Match) -> QTensor:
-    """``quantize(divide(...))``: only TFLite's HARD_SWISH decomposition (see ``lower_hard_swish``)."""
+    """``quantize(divide(...))``: only TFLite's HARD_SWISH decomposition -> table lookup.
+
+    TFLite ``reference_ops::HardSwish`` in int16 fixed point (``schedules/lut.py:hard_swish_table``),
+    with ``M_out * 2^e_out = float32(s_in / 128 / s_out)`` and
+    ``M_relu * 2^e_relu = float32(s_in / 128 / (3 / 32768))`` reduced to int16 multipliers.
+
+    Before::
+
+        y = R.quantize(R.divide(R.multiply(x, R.clip(R.add(x, 3), 0, 6)), 6), s_out, z_out)
+
+    After::
+
+        y = R.call_tir(hard_swish, (x_q, table), R.Tensor(x.shape, "int8"))
+    """
     x = hard_swish_input(ctx, m.call)
     if x is None:
         raise UnsupportedModelError(f"{m.layer}: division is only supported inside HARD_SWISH")
