@@ -195,7 +195,8 @@ image_shapes = st.tuples(st.just(1), st.integers(1, 6), st.integers(1, 6), st.in
 
 
 @COMPILE
-@given(op=st.sampled_from(["LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "RELU", "RELU6", "QUANTIZE"]),
+@given(op=st.sampled_from(["LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1",
+                          "QUANTIZE"]),
        shape=image_shapes, s_in=scales, z_in=zero_points, s_out=scales, z_out=zero_points)
 def test_compiled_lut_op_equals_reference_kernel(tmp_path, op, shape, s_in, z_in, s_out, z_out):
     options, fixed_out, _ = LUT_OPS[op]
