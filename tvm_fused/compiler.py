@@ -115,6 +115,10 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         pass_done_hook.reset(token)
     plan = pipeline.phases["memory plan"].plan
     fuse_info = pipeline.phases["fuse"].report_entry
+    if plan is None or fuse_info is None:
+        skipped = [p.info.name for p in pipeline.phases.values() if getattr(p, "seconds", None) is None]
+        raise TvmFusedError(f"{'the pass' if len(skipped) == 1 else 'the passes'} {', '.join(skipped)} did not run (disabled in the caller's PassContext?); "
+                            "tvm_fused.compile needs all three: remove them from disabled_pass")
     io = model_io(mod["main"])
     budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
