@@ -22,7 +22,7 @@ from .plain_c import lower_to_c
 PREFIX = "tvmgen_default"
 # Identifiers of the public interface: no layer may take them.
 _PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "run", "inputs", "outputs"}
-_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t"}
+_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t", "float64": "double"}
 
 
 def _c_array(values: np.ndarray, per_line: int = 24) -> str:

@@ -77,9 +77,11 @@ def import_tflite_named(model) -> tvm.IRModule:
     """``relax.frontend.tflite.from_tflite(model)`` with bindings named after the layers."""
     from tvm.relax.frontend.tflite import tflite_frontend
 
+    from .tflite_qdq import QdqOperatorConverter
+
     seen = {}
 
-    class _Recording(tflite_frontend.OperatorConverter):
+    class _Recording(QdqOperatorConverter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             seen["converter"] = self

@@ -1,6 +1,8 @@
 """QUANTIZE (int8 -> int8) and quantize(dequantize(x)) -> ``requantize_int8`` (or a copy)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...errors import UnsupportedModelError
@@ -33,7 +35,8 @@ def emit_requantize(ctx, src: QTensor, out: OutputQuant) -> QTensor:
 
 @register_rule(
     "relax.dequantize",
-    tflite={"QUANTIZE": "int8 -> int8 (requantize)", "RELU": "folded as a clamp", "RELU6": "folded as a clamp"},
+    tflite={"QUANTIZE": "int8 -> int8 (requantize)", "RELU": "int8 (table lookup, TFLite's float32 multiplier)",
+            "RELU6": "int8 (table lookup)", "RELU_N1_TO_1": "int8 (table lookup)"},
     onnx={"Relu": "folded as a clamp", "Clip": "constant bounds; folded as a clamp"},
 )
 def requantize(ctx, m: Match) -> QTensor:
@@ -52,4 +55,39 @@ def requantize(ctx, m: Match) -> QTensor:
 
         y = R.call_tir(requantize, (x,), R.Tensor(x.shape, "int8"))
     """
-    return emit_requantize(ctx, ctx.input(m.value, "quantize"), m.out)
+    src = ctx.input(m.value, "quantize")
+    if ctx.source_format == "tflite" and not m.quantize.args[0].same_as(m.value):
+        return _tflite_relu(ctx, m, src)
+    return emit_requantize(ctx, src, m.out)
+
+
+def _tflite_relu(ctx, m: Match, src: QTensor) -> QTensor:
+    """TFLite's standalone RELU / RELU6 / RELU_N1_TO_1 (``QuantizedReluX``) differ from QUANTIZE:
+    the multiplier comes from ``s_in / s_out`` divided in float32 and the bounds from
+    ``z_out + roundf(bound / s_out)`` in float32. The op is a table lookup
+    (``schedules/lut.py:relu_table``)::
+
+        y = clamp(z_out + MBQM(x - z_in, M, s), z_out + roundf(lo / s_out), z_out + roundf(hi / s_out))
+    """
+    from tvm import relax
+
+    from ...schedules import lut
+    from ..quant_graph import op_name
+    from .core import prim_value
+
+    lo, hi = -math.inf, math.inf
+    node = m.quantize.args[0]
+    while not node.same_as(m.value):
+        act = ctx.producer(node)
+        if op_name(act) == "relax.clip":
+            lo, hi = max(lo, prim_value(act.args[1])), min(hi, prim_value(act.args[2]))
+        elif op_name(act) == "relax.nn.relu":
+            lo = max(lo, 0.0)
+        elif op_name(act) == "relax.nn.relu6":
+            lo, hi = max(lo, 0.0), min(hi, 6.0)
+        node = act.args[0]
+    out = m.out
+    table = lut.relu_table(src.scale, src.zero_point, out.scale, out.zero_point, lo, hi)
+    p = lut.LutParams(src.shape, "relu")
+    return ctx.emit("relu", lut.lut_int8(p), [src.var, relax.const(table)], src.shape, out.scale,
+                    out.zero_point, src.src_layout, p, macs=0)
