@@ -12,6 +12,7 @@ SUPPORTED_ONNX_OPS = {
     "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Clip", "Relu", "GlobalAveragePool",
     "AveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Pad", "ReduceMean", "Identity",
     "Squeeze", "Unsqueeze", "Transpose",
+    "MaxPool", "Concat", "Resize", "Split", "Slice",
 }
 
 

@@ -8,6 +8,9 @@ from ..errors import ModelLoadError, UnsupportedModelError
 SUPPORTED_TFLITE_OPS = {
     "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "RESHAPE",
     "PAD", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6",
+    # data movement (int8 in and out) and shape arithmetic folded at import
+    "MAX_POOL_2D", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE", "SPLIT", "SPLIT_V",
+    "STRIDED_SLICE", "SLICE", "SQUEEZE", "EXPAND_DIMS", "PACK", "SHAPE", "PADV2",
 }
 
 
@@ -68,8 +71,30 @@ def check_tflite(model) -> None:
 def import_tflite(model):
     from tvm.relax.frontend.tflite import from_tflite
 
+    from .tflite_converter import TvmFusedTfliteConverter
+
     try:
-        result = from_tflite(model)
+        result = from_tflite(model, op_converter=TvmFusedTfliteConverter)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from None
-    return result[0] if isinstance(result, tuple) else result
+    mod = result[0] if isinstance(result, tuple) else result
+    return _with_input_quantization(mod, model)
+
+
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"
+
+
+def _with_input_quantization(mod, model):
+    """Record each int8 graph input's (scale, zero point) on ``main``: an input that only
+    data-movement ops read (max pool, pad, ...) has no dequantize to carry them."""
+    import json
+
+    graph = model.Subgraphs(0)
+    quant = {}
+    for i in range(graph.InputsLength()):
+        t = graph.Tensors(graph.Inputs(i))
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() == 1:
+            quant[t.Name().decode()] = [float(q.Scale(0)), int(q.ZeroPoint(0))]
+    mod["main"] = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
+    return mod

@@ -27,6 +27,7 @@ from ..schedules import (
     requantize_int8,
 )
 from ..schedules.fixed_point import round_half_away
+from .legalize_struct import STRUCT_OPS, StructLowering
 from .quant_graph import DequantConst, QuantGraph, const_value, op_name, scalar
 
 # Float ops that may sit between dequantize and quantize (anything else is reported).
@@ -35,11 +36,12 @@ SUPPORTED_FLOAT_OPS = {
     "relax.mean", "relax.nn.avg_pool2d", "relax.nn.pad", "relax.clip", "relax.nn.relu",
     "relax.nn.relu6", "relax.quantize", "relax.dequantize", "relax.expand_dims", "relax.squeeze",
     "relax.flatten", "relax.astype",
-}
+} | STRUCT_OPS
 
 IO_ATTR = "tvm_fused.io"
 OP_ATTR = "tvm_fused.op"
 PARAMS_ATTR = "tvm_fused.params"
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # set by the TFLite frontend
 MACS_ATTR = "tvm_fused.macs"
 
 
@@ -91,6 +93,9 @@ class _Legalizer:
         self.bb = relax.BlockBuilder()
         self.io = {"inputs": [], "outputs": []}
         self.folded_clips: set[str] = set()
+        self.struct = StructLowering(self)
+        attrs = mod["main"].attrs
+        self.input_quant = json.loads(attrs[INPUT_QUANT_ATTR]) if attrs and INPUT_QUANT_ATTR in attrs else {}
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
@@ -138,13 +143,19 @@ class _Legalizer:
             kinds = {op_name(c) for _, c in users}
             if len(users) == 0:
                 continue
-            if kinds != {"relax.quantize"} and kinds != {"relax.dequantize"}:
+            int8_input = str(param.ty.dtype) == "int8"
+            if not int8_input and kinds != {"relax.quantize"}:
                 raise UnsupportedModelError(
                     f"model input '{param.name}' is not quantized to int8 (used by {sorted(kinds)}); "
                     "tvm-fused compiles int8 models only: quantize it (QDQ) first")
-            call = users[0][1]
-            scale = scalar(call.args[1], f"scale of input '{param.name}'")
-            zp = int(scalar(call.args[2], f"zero point of input '{param.name}'"))
+            qdq = [c for _, c in users if op_name(c) in ("relax.quantize", "relax.dequantize")]
+            if qdq:
+                scale = scalar(qdq[0].args[1], f"scale of input '{param.name}'")
+                zp = int(scalar(qdq[0].args[2], f"zero point of input '{param.name}'"))
+            elif param.name in self.input_quant:  # read by data-movement ops only (TFLite)
+                scale, zp = self.input_quant[param.name]
+            else:
+                raise UnsupportedModelError(f"model input '{param.name}': int8 without quantization parameters")
             src_shape = _shape_of(param)
             layout = self._layout(len(src_shape))
             shape = _nhwc(src_shape, layout)
@@ -154,9 +165,12 @@ class _Legalizer:
                 if op_name(c) == "relax.quantize":
                     self._check_same_q(c, tensor, var)
                     self.tensors[var] = tensor
-                else:
+                elif op_name(c) == "relax.dequantize":
+                    self._check_same_q(c, tensor, var)
                     self.dq_tensors[var] = tensor
             self.io["inputs"].append(self._io_entry(param.name, tensor))
+            if int8_input:
+                self.tensors[param] = tensor  # int8 ops may read it directly
             inputs.append(tensor)
         if not inputs:
             raise UnsupportedModelError("the model has no quantized input")
@@ -195,6 +209,8 @@ class _Legalizer:
         name = op_name(value)
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
+        if self.struct.visit_int8(var, value):
+            return
         if name == "relax.dequantize":
             self._visit_dequantize(var, value)
         elif name == "relax.quantize":
@@ -319,8 +335,9 @@ class _Legalizer:
         if kind in ("relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims"):
             src = self._require_dq(prod.args[0], kind)
             return self._emit_requantize(src, out_src_shape, out)
-        if kind == "relax.nn.pad":
-            return self._lower_pad(prod, out)
+        lowered = self.struct.lower_qdq(prod, var, out, out_src_shape)
+        if lowered is not None:
+            return lowered
         raise UnsupportedModelError(
             f"{var.name}: cannot lower '{kind}' feeding this quantize to an integer kernel")
 
