@@ -60,7 +60,12 @@ def check_onnx(proto: onnx.ModelProto) -> None:
 def import_onnx(proto: onnx.ModelProto):
     from tvm.relax.frontend.onnx import from_onnx
 
+    import json
+
     try:
-        return from_onnx(proto, keep_params_in_input=False)
+        mod = from_onnx(proto, keep_params_in_input=False)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from None
+    names = [o.name for o in proto.graph.output]
+    mod["main"] = mod["main"].with_attr("tvm_fused.output_names", json.dumps(names))
+    return mod

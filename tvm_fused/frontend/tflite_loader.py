@@ -96,5 +96,7 @@ def _with_input_quantization(mod, model):
         q = t.Quantization()
         if q is not None and q.ScaleLength() == 1:
             quant[t.Name().decode()] = [float(q.Scale(0)), int(q.ZeroPoint(0))]
-    mod["main"] = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
+    outputs = [graph.Tensors(graph.Outputs(i)).Name().decode() for i in range(graph.OutputsLength())]
+    main = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
+    mod["main"] = main.with_attr("tvm_fused.output_names", json.dumps(outputs))
     return mod

@@ -85,6 +85,8 @@ class FuseConvChains:
                             mapping[var.name] = bb.emit(new, var.name)
                         elif isinstance(value, relax.Var):
                             mapping[var.name] = sub(value)
+                        elif isinstance(value, relax.Tuple):  # several model outputs
+                            mapping[var.name] = bb.emit(relax.Tuple([sub(f) for f in value.fields]))
                 result = sub(old.body.body)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)

@@ -42,6 +42,7 @@ IO_ATTR = "tvm_fused.io"
 OP_ATTR = "tvm_fused.op"
 PARAMS_ATTR = "tvm_fused.params"
 INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # set by the TFLite frontend
+OUTPUT_NAMES_ATTR = "tvm_fused.output_names"  # set by both frontends
 MACS_ATTR = "tvm_fused.macs"
 
 
@@ -96,6 +97,7 @@ class _Legalizer:
         self.struct = StructLowering(self)
         attrs = mod["main"].attrs
         self.input_quant = json.loads(attrs[INPUT_QUANT_ATTR]) if attrs and INPUT_QUANT_ATTR in attrs else {}
+        self.output_names = json.loads(attrs[OUTPUT_NAMES_ATTR]) if attrs and OUTPUT_NAMES_ATTR in attrs else []
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
@@ -107,13 +109,15 @@ class _Legalizer:
     def run(self) -> tvm.IRModule:
         self._check_ops()
         params = self._make_inputs()
+        self.inputs = params
         bb = self.bb
         with bb.function("main", [t.var for t in params]):
             with bb.dataflow():
                 for var, value in self.graph.bindings:
                     self._visit(var, value)
-                out = self._output()
-                gv = bb.emit_output(out.var)
+                outs = self._outputs()
+                result = outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs])
+                gv = bb.emit_output(result)
             bb.emit_func_output(gv)
         mod = bb.get()
         main = mod["main"].with_attr(IO_ATTR, json.dumps(self.io))
@@ -168,7 +172,7 @@ class _Legalizer:
                 elif op_name(c) == "relax.dequantize":
                     self._check_same_q(c, tensor, var)
                     self.dq_tensors[var] = tensor
-            self.io["inputs"].append(self._io_entry(param.name, tensor))
+            self.io["inputs"].append(self._io_entry(param.name, tensor, str(param.ty.dtype)))
             if int8_input:
                 self.tensors[param] = tensor  # int8 ops may read it directly
             inputs.append(tensor)
@@ -182,9 +186,12 @@ class _Legalizer:
         return self.layout_hint or "NCHW"
 
     @staticmethod
-    def _io_entry(name, t: QTensor):
+    def _io_entry(name, t: QTensor, model_dtype: str = "int8"):
+        """``dtype`` is what the generated C takes/returns (always int8); ``model_dtype`` what the
+        source model does (float32 for a QUANTIZE at the entry / DEQUANTIZE at the exit)."""
         return {"name": name, "shape": list(t.shape), "dtype": "int8", "scale": t.scale,
-                "zero_point": t.zero_point, "layout": "NHWC" if len(t.shape) == 4 else ""}
+                "zero_point": t.zero_point, "layout": "NHWC" if len(t.shape) == 4 else "",
+                "model_dtype": model_dtype}
 
     def _check_same_q(self, call, tensor, var):
         scale = scalar(call.args[1], "quantize scale")
@@ -192,17 +199,32 @@ class _Legalizer:
         if not math.isclose(scale, tensor.scale, rel_tol=1e-6) or zp != tensor.zero_point:
             raise UnsupportedModelError(f"{var.name}: re-quantizing a model input is not supported")
 
-    def _output(self) -> QTensor:
+    def _outputs(self) -> list[QTensor]:
+        """The int8 tensor behind each model output (a tuple result gives several), in order."""
         result = self.graph.result
-        for table in (self.dq_tensors, self.tensors):
-            if isinstance(result, relax.Var) and result in table:
-                tensor = table[result]
-                self.io["outputs"].append(self._io_entry("output", tensor))
-                return tensor
-        raise UnsupportedModelError(
-            "the model output is not an int8 tensor (or its dequantized value); "
-            f"it is produced by {op_name(self.graph.producer(result)) or result}. "
-            "Float post-processing (e.g. softmax) must be removed or run on the host.")
+        prod = self.graph.producer(result)
+        fields = list(prod.fields) if isinstance(prod, relax.Tuple) else [result]
+        names = self.output_names if len(self.output_names) == len(fields) else \
+            (["output"] if len(fields) == 1 else [f"output_{i}" for i in range(len(fields))])
+        outs, seen = [], set()
+        for name, field in zip(names, fields):
+            tensor, model_dtype = None, "int8"
+            for table, dtype in ((self.dq_tensors, "float32"), (self.tensors, "int8")):
+                if isinstance(field, relax.Var) and field in table:
+                    tensor, model_dtype = table[field], dtype
+            if tensor is None:
+                raise UnsupportedModelError(
+                    f"model output '{name}' is not an int8 tensor (or its dequantized value); "
+                    f"it is produced by {op_name(self.graph.producer(field)) or field}. "
+                    "Float post-processing must be removed or run on the host.")
+            if any(tensor.var.same_as(p.var) for p in self.inputs) or tensor.var in seen:
+                raise UnsupportedModelError(
+                    f"model output '{name}' is a model input or another output; tvm-fused needs each "
+                    "output computed by a kernel (remove the pass-through output)")
+            seen.add(tensor.var)
+            self.io["outputs"].append(self._io_entry(name, tensor, model_dtype))
+            outs.append(tensor)
+        return outs
 
     # ------------------------------------------------------------------ visitors
     def _visit(self, var, value):

@@ -148,6 +148,7 @@ class MemoryPlan:
     # The same plan with the model input outside the arena (an I/O argument), the scope
     # MCUNetV2 and msf-CNN report; for like-for-like comparisons only.
     arena_bytes_without_input: int = 0
+    output_names: list[str] = field(default_factory=list)  # every model output, in order
 
 
 def _bytes_of(ty) -> int:
@@ -173,10 +174,14 @@ def plan_memory(mod: tvm.IRModule) -> MemoryPlan:
         shapes[p.name] = tuple(int(d) for d in p.ty.shape)
     ops: list[OpRecord] = []
     counts: dict[str, int] = {}
+    tuple_fields: dict[str, list[str]] = {}
     for binding in bindings:
         var, value = binding.var, binding.value
         if isinstance(value, relax.Var):  # gv = lv at the end of the dataflow block
             alias[var.name] = alias.get(value.name, value.name)
+            continue
+        if isinstance(value, relax.Tuple):  # gv = (out_0, out_1): a model with several outputs
+            tuple_fields[var.name] = [alias.get(f.name, f.name) for f in value.fields]
             continue
         if isinstance(value, relax.TupleGetItem):  # y = fused[0]: the fused kernel's real output
             alias[var.name] = f"{value.tuple_value.name}.{int(value.index)}"
@@ -208,9 +213,10 @@ def plan_memory(mod: tvm.IRModule) -> MemoryPlan:
         scratch = outs[1][0] if len(outs) > 1 else None
         ops.append(OpRecord(step, f"{kind}_{counts[kind] - 1}", kind, gv.name_hint, args, outs[0][0], macs, scratch))
     result = func.body.body
-    output = alias.get(result.name, result.name)
+    outputs = tuple_fields.get(result.name) or [alias.get(result.name, result.name)]
     end = max(len(ops) - 1, 0)
-    last[output] = end
+    for output in outputs:
+        last[output] = end
     for name in first:
         if name not in alias:
             planner.add_buffer(name, sizes[name], first[name], last[name])
@@ -221,5 +227,5 @@ def plan_memory(mod: tvm.IRModule) -> MemoryPlan:
             without_input.add_buffer(b.name, b.size, b.first_use, b.last_use)
     buffers = {b.name: b for b in planner.buffers}
     live = [planner.live_bytes(i) for i in range(len(ops))]
-    return MemoryPlan(buffers, ops, shapes, arena, planner.lower_bound(), inputs, output, live,
-                      without_input.plan())
+    return MemoryPlan(buffers, ops, shapes, arena, planner.lower_bound(), inputs, outputs[0], live,
+                      without_input.plan(), outputs)
