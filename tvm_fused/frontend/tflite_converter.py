@@ -105,6 +105,16 @@ class TvmFusedTfliteConverter(OperatorConverter):
             return self.folded[tensor_wrapper.tensor_idx]
         return super().get_tensor_value(tensor_wrapper, is_sparse)
 
+    def convert_expand_dims(self, op):
+        """TVM 0.27's converter passes a third argument to ``relax.op.expand_dims``; this is its
+        conversion with the call fixed (input and output quantization are equal)."""
+        from tvm import relax
+
+        inputs = self.get_input_tensors(op)
+        axis = int(np.asarray(self.get_tensor_value(inputs[1])).reshape(-1)[0])
+        rank = len(inputs[0].tensor.ShapeAsNumpy())
+        return relax.op.expand_dims(self.get_tensor_expr(inputs[0]), axis % (rank + 1))
+
     def check_unsupported_ops(self):
         # folded ops never reach a Relax converter; check the rest as TVM does
         saved = self.subgraph

@@ -269,10 +269,11 @@ class _Legalizer:
             raise UnsupportedModelError(f"{var.name}: cast to int8 of something other than an integer pool")
         data = self.tensors[inner.args[0]]
         attrs = pool.attrs
+        act = self.struct.fold_int_clip(var)  # TFLite's fused activation, clamped in the kernel
         p = PoolParams(data.shape, tuple(int(k) for k in attrs.pool_size), tuple(int(v) for v in attrs.strides),
                        tuple(int(v) for v in attrs.padding), data.scale, data.zero_point, data.scale,
-                       data.zero_point)
-        out = (data.scale, data.zero_point, (-128, 127))
+                       data.zero_point, *act)
+        out = (data.scale, data.zero_point, act)
         return self._emit("avg_pool2d", avg_pool_int8(p), [data.var], p.out_shape, out, data.src_layout, p,
                           macs=int(np.prod(p.out_shape)) * p.kernel[0] * p.kernel[1])
 

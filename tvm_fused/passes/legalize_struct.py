@@ -116,7 +116,7 @@ class StructLowering:
         data = self.lg.tensors.get(first) if isinstance(first, relax.Var) else None
         if data is None:
             return False
-        act = self._int_clip(var)
+        act = self.fold_int_clip(var)
         out = (data.scale, data.zero_point, act)
         result = self.lower(kind, var, call, data, out)
         if isinstance(result, list):
@@ -288,7 +288,7 @@ class StructLowering:
             return tensor
         return self.lg._emit_requantize(tensor, out_src_shape, out)
 
-    def _int_clip(self, var):
+    def fold_int_clip(self, var):
         """A TFLite fused activation (int8 clip on this op's output), folded into the kernel."""
         clip = self.lg._int_clip_user(var)
         if clip is None:
