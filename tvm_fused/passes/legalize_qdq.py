@@ -550,9 +550,8 @@ class _Legalizer:
             raise UnsupportedModelError(f"reshape {src.shape} -> {shape} changes the element count")
         if src.src_layout == "NCHW" and len(src.shape) == 4 and shape != src.shape:
             n, h, w, c = src.shape
-            if h * w != 1 and c != 1:
-                raise UnsupportedModelError(
-                    f"reshape of an NCHW tensor {src.shape} with spatial extent needs a transpose; not supported")
+            if h * w != 1 and c != 1:  # stored NHWC: back to the model's NCHW order first
+                src = self.struct.to_source_order(src)
         p = RequantizeParams(src.shape, shape, src.scale, src.zero_point, scale, zp, act_min, act_max)
         kind = "reshape" if p.is_copy else "requantize"
         return self._emit(kind, requantize_int8(p), [src.var], shape, out, layout, p, macs=0)

@@ -22,6 +22,7 @@ the source model are mapped onto the stored layout here (``stored_axes``).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import tvm
@@ -193,13 +194,25 @@ class StructLowering:
     def _transpose(self, var, call, data, out):
         rank = len(data.shape)
         axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else list(reversed(range(rank)))
-        out_layout = data.src_layout if rank == 4 else ""
-        # stored_out = stored_in.transpose(inv(L_in) . P . L_out)
-        perm = _compose(_compose(_inverse(stored_axes(data.src_layout, rank)), axes), stored_axes(out_layout, rank))
+        # stored_out = stored_in.transpose(inv(L_in) . P . L_out); the output keeps the input's
+        # layout unless plain source order ("") makes the kernel a copy (NCHW -> NHWC transposes)
+        layouts = [data.src_layout, ""] if rank == 4 and data.src_layout else [""]
+        perms = [_compose(_compose(_inverse(stored_axes(data.src_layout, rank)), axes), stored_axes(lay, rank))
+                 for lay in layouts]
+        identity = [i for i, perm in enumerate(perms) if perm == list(range(rank))]
+        pick = identity[0] if identity else 0
+        out_layout, perm = layouts[pick], perms[pick]
+        if perm == list(range(rank)):  # the stored bytes already are the result: relabel, no kernel
+            return replace(data, src_layout=out_layout)
         p = TransposeParams(data.shape, tuple(perm))
-        if perm == list(range(rank)):
-            return self.lg._emit_requantize(data, _shape(var), out)
         return self.lg._emit("transpose", transpose_int8(p), [data.var], p.out_shape, out, out_layout, p, macs=0)
+
+    def to_source_order(self, data):
+        """An NCHW-imported 4-D tensor (stored NHWC) transposed back to NCHW, layout "" (as the model
+        has it), so that a reshape/flatten sees the element order the model means."""
+        p = TransposeParams(data.shape, tuple(_inverse(stored_axes(data.src_layout, 4))))
+        out = (data.scale, data.zero_point, (-128, 127))
+        return self.lg._emit("transpose", transpose_int8(p), [data.var], p.out_shape, out, "", p, macs=0)
 
     def _slice(self, var, call, data, out):
         rank = len(data.shape)
