@@ -14,7 +14,6 @@ from ..schedules import (
     AddParams,
     Conv2DParams,
     DenseParams,
-    PadParams,
     PoolParams,
     RequantizeParams,
     add_int8,
@@ -22,7 +21,6 @@ from ..schedules import (
     conv2d_nhwc_int8,
     dense_int8,
     mean_params,
-    pad_int8,
     quantize_multipliers,
     requantize_int8,
 )
@@ -555,28 +553,6 @@ class _Legalizer:
         p = RequantizeParams(src.shape, shape, src.scale, src.zero_point, scale, zp, act_min, act_max)
         kind = "reshape" if p.is_copy else "requantize"
         return self._emit(kind, requantize_int8(p), [src.var], shape, out, layout, p, macs=0)
-
-    def _lower_pad(self, pad, out):
-        data = self._require_dq(pad.args[0], "pad")
-        attrs = pad.attrs
-        widths = [int(v) for v in attrs.pad_width]
-        if len(data.shape) != 4 or str(getattr(attrs, "pad_mode", "constant")) != "constant":
-            raise UnsupportedModelError("only constant spatial padding of 4-D tensors is supported")
-        pairs = [(widths[2 * i], widths[2 * i + 1]) for i in range(4)]
-        if data.src_layout == "NCHW":
-            h, w, others = pairs[2], pairs[3], (pairs[0], pairs[1])
-        else:
-            h, w, others = pairs[1], pairs[2], (pairs[0], pairs[3])
-        pad_value = _prim(pad.args[1]) if len(pad.args) > 1 else float(getattr(attrs, "pad_value", 0.0))
-        scale, zp, _ = out
-        if any(o != (0, 0) for o in others) or pad_value != 0.0:
-            raise UnsupportedModelError("only spatial zero padding is supported")
-        if not math.isclose(scale, data.scale, rel_tol=1e-6) or zp != data.zero_point:
-            raise UnsupportedModelError("pad must keep the quantization of its input")
-        p = PadParams(data.shape, (h[0], w[0], h[1], w[1]), data.zero_point)
-        tensor = self._emit("pad", pad_int8(p), [data.var], p.out_shape, out, data.src_layout, p, macs=0)
-        self.pad_source[tensor.var] = (data, p.padding)
-        return tensor
 
     # ------------------------------------------------------------------ emission
     def _emit(self, kind, func, args, shape, out, layout, params, macs) -> QTensor:
