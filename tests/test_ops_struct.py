@@ -313,3 +313,28 @@ def test_structural_ops_through_generated_c(tmp_path):
         np.testing.assert_array_equal(exe(*xs), ref)
     finally:
         exe.close()
+
+
+def test_split_v_slice_padv2():
+    """The variants: SPLIT_V (uneven parts), SLICE (begin + size, -1 = to the end), PADV2 (a given value)."""
+    b = ModelBuilder()
+    x = b.tensor([1, 6, 5, 4], scale=0.1, zero_point=3)
+    sizes, axis = b.tensor([3], "int32", data=np.array([1, 3, 2])), b.tensor([], "int32", data=np.array(1))
+    parts = [b.tensor([1, k, 5, 4], scale=0.1, zero_point=3) for k in (1, 3, 2)]
+    b.op("SPLIT_V", [x, sizes, axis], parts, "SplitVOptions", num_splits=3)
+    assert_bit_exact(b.build([x], parts))
+
+    b = ModelBuilder()
+    x = b.tensor([1, 6, 5, 4], scale=0.1, zero_point=3)
+    begin, size = (b.tensor([4], "int32", data=np.array(v)) for v in ([0, 1, 2, 1], [1, 3, -1, 2]))
+    y = b.tensor([1, 3, 3, 2], scale=0.1, zero_point=3)
+    b.op("SLICE", [x, begin, size], [y], "SliceOptions")
+    assert_bit_exact(b.build([x], [y]))
+
+    b = ModelBuilder()
+    x = b.tensor([1, 3, 3, 2], scale=0.1, zero_point=3)
+    pads = b.tensor([4, 2], "int32", data=np.array([[0, 0], [1, 1], [2, 0], [0, 1]]))
+    value = b.tensor([], "int8", data=np.array(-20), scale=0.1, zero_point=3)
+    y = b.tensor([1, 5, 5, 3], scale=0.1, zero_point=3)
+    b.op("PADV2", [x, pads, value], [y], "PadV2Options")
+    assert_bit_exact(b.build([x], [y]))

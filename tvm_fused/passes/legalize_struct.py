@@ -216,10 +216,10 @@ class StructLowering:
 
     def _slice(self, var, call, data, out):
         rank = len(data.shape)
-        axes, begin, end, strides = (_ints(a) for a in call.args[1:5]) if len(call.args) >= 5 else \
-            (None, None, None, None)
-        if axes is None:
+        if len(call.args) < 4:
             raise UnsupportedModelError(f"{var.name}: strided_slice without constant bounds")
+        axes, begin, end = (_ints(a) for a in call.args[1:4])
+        strides = _ints(call.args[4]) if len(call.args) > 4 else [1] * len(axes)
         src_shape = [data.shape[i] for i in _inverse(stored_axes(data.src_layout, rank))]
         b, e, s = [0] * rank, list(src_shape), [1] * rank
         for a, bb, ee, ss in zip(axes, begin, end, strides or [1] * len(axes)):
