@@ -1,4 +1,4 @@
-"""``tvm_fused.compile``: model file -> legalized module -> memory plan -> C library + report."""
+"""``tvm_fused.compile``: model file -> the ``tvm_fused`` pass pipeline (legalize, fuse, memory plan) -> C + report."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .boards import get_board, parse_bytes
-from .errors import FusionError, ModelDoesNotFitError, TvmFusedError
+from .attrs import model_io
+from .errors import ModelDoesNotFitError, TvmFusedError
 
 # Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
 _CODE_BYTES_PER_KERNEL = 600
@@ -26,11 +27,13 @@ class _Progress:
     def step(self, name, fn, *args, **kwargs):
         t = time.perf_counter()
         result = fn(*args, **kwargs)
-        dt = time.perf_counter() - t
-        self.timings[name] = round(dt, 3)
-        if self.enabled and dt > 1.0:
-            print(f"[tvm-fused] {name}: {dt:.1f} s", file=sys.stderr, flush=True)
+        self.record(name, time.perf_counter() - t)
         return result
+
+    def record(self, name, seconds):
+        self.timings[name] = round(seconds, 3)
+        if self.enabled and seconds > 1.0:
+            print(f"[tvm-fused] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 class CompiledModel:
@@ -135,20 +138,25 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     """
     from . import frontend
     from .backend import generate_c
-    from .passes import LegalizeQDQ
-    from .passes.memory_plan import plan_memory
+    from .passes.boundary import pass_done_hook
+    from .passes.fuse_pass import check_fuse
+    from .pipeline import tvm_fused_pipeline
 
     t0 = time.perf_counter()
     target = get_board(board)
+    fuse = check_fuse(fuse)  # before any work
+    budget = parse_bytes(ram_budget) if ram_budget is not None else None
     prog = _Progress(progress)
     imported = prog.step("import", frontend.load, model, name)
-    mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
-    fuse_info = {"mode": str(fuse), "chains": []}
-    if str(fuse) != "none":
-        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective)
-    plan = prog.step("plan memory", plan_memory, mod)
-    io = json.loads(mod["main"].attrs["tvm_fused.io"])
-    budget = parse_bytes(ram_budget) if ram_budget is not None else None
+    pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective)
+    token = pass_done_hook.set(prog.record)
+    try:
+        mod = pipeline(imported.mod)  # under the caller's PassContext (PassContext.current())
+    finally:
+        pass_done_hook.reset(token)
+    plan = pipeline.phases["memory plan"].plan
+    fuse_info = pipeline.phases["fuse"].report_entry
+    io = model_io(mod["main"])
     if budget is not None and plan.arena_bytes > budget:
         peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
         where = f"; the peak is at op {peak_op.index} '{peak_op.name}' ({plan.live_bytes[peak_op.index]} bytes " \
@@ -161,15 +169,6 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
-
-
-def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena"):
-    from .passes import fuse_conv_chains
-
-    if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
-        raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
-    return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget,
-                            latency_budget=latency_budget, objective=objective)
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:

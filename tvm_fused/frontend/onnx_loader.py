@@ -7,13 +7,6 @@ import onnx
 
 from ..errors import ModelLoadError, UnsupportedModelError
 
-# ONNX op types whose float computation we can turn into an integer kernel.
-SUPPORTED_ONNX_OPS = {
-    "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Clip", "Relu", "GlobalAveragePool",
-    "AveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Pad", "ReduceMean", "Identity",
-    "Squeeze", "Unsqueeze", "Transpose",
-    "MaxPool", "Concat", "Resize", "Split", "Slice",
-}
 
 
 def read_onnx(model) -> onnx.ModelProto:
@@ -44,13 +37,9 @@ def check_onnx(proto: onnx.ModelProto) -> None:
             "models. Quantize it first, e.g. onnxruntime.quantization.quantize_static(..., "
             "quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8, "
             "weight_type=QuantType.QInt8)")
-    bad = [(op, name) for op, name in ops if op not in SUPPORTED_ONNX_OPS]
-    if bad:
-        listing = ", ".join(f"{op} (node '{name}')" for op, name in bad[:10])
-        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-        raise UnsupportedModelError(
-            f"unsupported ONNX operators: {listing}{more}. tvm-fused supports: "
-            f"{', '.join(sorted(SUPPORTED_ONNX_OPS))}")
+    from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
+
+    check_model_ops("onnx", ops, "this ONNX model")
     for init in proto.graph.initializer:
         if init.data_type == onnx.TensorProto.UINT8 and init.name.endswith("zero_point"):
             raise UnsupportedModelError(

@@ -5,13 +5,6 @@ import os
 
 from ..errors import ModelLoadError, UnsupportedModelError
 
-SUPPORTED_TFLITE_OPS = {
-    "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "RESHAPE",
-    "PAD", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6",
-    # data movement (int8 in and out) and shape arithmetic folded at import
-    "MAX_POOL_2D", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE", "SPLIT", "SPLIT_V",
-    "STRIDED_SLICE", "SLICE", "SQUEEZE", "EXPAND_DIMS", "PACK", "SHAPE", "PADV2",
-}
 
 
 def read_tflite(model):
@@ -61,11 +54,9 @@ def check_tflite(model) -> None:
             "this TFLite model is float-only; tvm-fused compiles full-int8 models. Convert with "
             "converter.optimizations = [tf.lite.Optimize.DEFAULT], a representative_dataset and "
             "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]")
-    bad = [(op, name) for op, name, _ in ops if op not in SUPPORTED_TFLITE_OPS]
-    if bad:
-        listing = ", ".join(f"{op} (output '{name}')" for op, name in bad[:10])
-        raise UnsupportedModelError(
-            f"unsupported TFLite operators: {listing}. Supported: {', '.join(sorted(SUPPORTED_TFLITE_OPS))}")
+    from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
+
+    check_model_ops("tflite", [(op, name) for op, name, _ in ops], "this TFLite model")
 
 
 def import_tflite(model):

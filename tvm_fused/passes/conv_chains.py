@@ -9,12 +9,12 @@ project (-> add)).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import tvm
 from tvm import relax
 
+from ..attrs import kernel_params
 from ..schedules import AddParams, Conv2DParams
 from .legalize_qdq import OP_ATTR, PARAMS_ATTR
 
@@ -52,13 +52,11 @@ class Chain:
         return self.calls[0].tensor_args[0]
 
 
-def _params(kind, text):
-    d = json.loads(text)
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+def _params(kind, value):
     if kind in CONV_KINDS:
-        return Conv2DParams(**d)
+        return kernel_params(value, Conv2DParams)
     if kind == "add":
-        return AddParams(**d)
+        return kernel_params(value, AddParams)
     return None
 
 
@@ -73,7 +71,7 @@ def kernel_calls(mod: tvm.IRModule) -> list[KernelCall]:
             kernel = mod[value.args[0]]
             attrs = kernel.attrs or {}
             kind = str(attrs[OP_ATTR]) if OP_ATTR in attrs else "?"
-            params = _params(kind, str(attrs[PARAMS_ATTR])) if PARAMS_ATTR in attrs and kind in CHAIN_KINDS else None
+            params = _params(kind, attrs[PARAMS_ATTR]) if PARAMS_ATTR in attrs and kind in CHAIN_KINDS else None
             tensors = [a for a in value.args[1].fields if isinstance(a, relax.Var)]
             calls.append(KernelCall(len(calls), binding.var, value, kind, params, tensors))
     return calls
