@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .boards import get_board, parse_bytes
 from .attrs import model_io
+from .boards import get_board
 from .errors import ModelDoesNotFitError, TvmFusedError
 
 # Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
@@ -50,18 +50,23 @@ class CompiledModel:
         self.report = report
         self._reference = None
 
-    def export(self, directory) -> Path:
-        """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``."""
+    def export(self, directory, force: bool = False) -> Path:
+        """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``.
+
+        Atomic (written next to it, then renamed); ``directory`` must be new, empty or an
+        earlier export, unless ``force`` (tvm_fused.output.atomic_dir)."""
+        from .output import atomic_dir
+
         if self.library is None:
             raise TvmFusedError("this model was compiled with codegen=False; compile it again to export C")
-        root = Path(directory)
-        for rel, text in self.library.files.items():
-            path = root / "model" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        (root / "io.json").write_text(json.dumps(self.io, indent=2) + "\n")
-        (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
-        return root
+        with atomic_dir(directory, force, "export folder") as root:
+            for rel, text in self.library.files.items():
+                path = root / "model" / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            (root / "io.json").write_text(json.dumps(self.io, indent=2) + "\n")
+            (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        return Path(directory)
 
     def reference(self, *inputs):
         """TVM's own host build (LLVM) of the legalized module: what the device must output.
@@ -77,7 +82,8 @@ class CompiledModel:
         return self._reference(*self.input_arrays(*inputs))
 
     def input_arrays(self, *inputs) -> list[np.ndarray]:
-        """Normalise ``inputs`` (arrays, a list, or a dict by name) to int8 arrays of the input shapes."""
+        """Normalise ``inputs`` (arrays, a list, or a dict by name) to int8 arrays of the input shapes
+        (float arrays are quantized, see ``validate.input_array``)."""
         specs = self.io["inputs"]
         if len(inputs) == 1 and isinstance(inputs[0], dict):
             missing = [s["name"] for s in specs if s["name"] not in inputs[0]]
@@ -89,14 +95,10 @@ class CompiledModel:
         if len(inputs) != len(specs):
             raise TvmFusedError(f"the model has {len(specs)} input(s) "
                                 f"({', '.join(s['name'] for s in specs)}), got {len(inputs)} array(s)")
-        arrays = []
-        for x, spec in zip(inputs, specs):
-            x = np.asarray(x)
-            if x.size != int(np.prod(spec["shape"])):
-                raise TvmFusedError(f"input '{spec['name']}' has {x.size} values, the model takes "
-                                    f"{spec['shape']}")
-            arrays.append(x.astype(np.int8, copy=False).reshape(spec["shape"]))
-        return arrays
+        from .validate import input_array
+
+        return [input_array(x, spec, f"input '{spec['name']}'" if len(specs) > 1 else "input")
+                for x, spec in zip(inputs, specs)]
 
     def random_input(self, seed: int = 0):
         """Random int8 input(s): one array for a single-input model, else a list in input order."""
@@ -107,14 +109,12 @@ class CompiledModel:
     def quantize_input(self, *inputs):
         """Float input(s) -> int8 as TFLite's QUANTIZE does it (float32 ``round_half_away(x / s) + z``,
         clamped): for float-in models, whose generated C takes the already quantized tensors."""
-        from .schedules.fixed_point import round_half_away
+        from .validate import quantize
 
         if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
             inputs = list(inputs[0])
-        out = []
-        for x, spec in zip(inputs, self.io["inputs"]):
-            q = round_half_away(np.asarray(x, np.float32) / np.float32(spec["scale"])) + spec["zero_point"]
-            out.append(np.clip(q, -128, 127).astype(np.int8).reshape(spec["shape"]))
+        out = [quantize(np.asarray(x).reshape(spec["shape"]), spec["scale"], spec["zero_point"])
+               for x, spec in zip(inputs, self.io["inputs"])]
         return out[0] if len(out) == 1 else out
 
     def dequantize_output(self, outputs):
@@ -136,16 +136,21 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     (the first N fusable blocks). ``codegen=False`` stops after memory planning (for fast what-if planning): the
     result has a report but no C library and cannot be exported.
     """
-    from . import frontend
+    from . import frontend, validate
     from .backend import generate_c
     from .passes.boundary import pass_done_hook
     from .passes.fuse_pass import check_fuse
     from .pipeline import tvm_fused_pipeline
 
+    opts = validate.compile_options(board, fuse, ram_budget, latency_budget, fuse_objective)  # before any work
+    fuse, ram_budget, latency_budget, fuse_objective = (opts[k] for k in ("fuse", "ram_budget", "latency_budget",
+                                                                         "fuse_objective"))
+    if isinstance(model, (str, Path)):
+        validate.model_file(model)
     t0 = time.perf_counter()
     target = get_board(board)
-    fuse = check_fuse(fuse)  # before any work
-    budget = parse_bytes(ram_budget) if ram_budget is not None else None
+    fuse = check_fuse(fuse)
+    budget = ram_budget  # parsed by validate.compile_options
     prog = _Progress(progress)
     imported = prog.step("import", frontend.load, model, name)
     pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective)
@@ -163,12 +168,22 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
-            f"{budget} bytes{where}. Lower the input resolution or width, or try --fuse auto.")
+            f"{budget} bytes{where}. {_fit_advice(fuse)}")
     library = prog.step("generate C", generate_c, mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
+
+
+def _fit_advice(fuse) -> str:
+    """What to try when the arena is over budget, given the fusion setting that was used."""
+    if str(fuse) == "none":
+        return "Try --fuse auto (fuse=\"auto\"), or lower the input resolution or width."
+    if str(fuse) == "auto":
+        return ("This is after --fuse auto; lower the input resolution or width, or raise the budget "
+                "(try --fuse-objective arena_without_input if the input can live outside the arena).")
+    return f"This is with --fuse {fuse}; try --fuse auto, or lower the input resolution or width."
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:
@@ -198,6 +213,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
         "input_bytes": sum(plan.buffers[n].size for n in plan.input_names),
         "arena_bytes_without_input": plan.arena_bytes_without_input,
+        "inplace": plan.inplace_report(),
         "weights_bytes": weights,
         "flash_bytes_estimate": flash,
         "macs": macs,

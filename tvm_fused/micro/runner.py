@@ -66,9 +66,12 @@ def run_on_device(source, x, board: str = "qemu-mps2-an500", project_dir=None, r
                   stack_size: int | None = None) -> DeviceRun:
     """source: a CompiledModel or an export dir. x: the int8 input (any shape with the
     right number of elements), or a list of them for a model with several inputs (the
-    output is then a list too when the model has several outputs). project_dir None: a new temp dir (kept; the caller owns it)."""
+    output is then a list too when the model has several outputs). project_dir None: a new temp dir
+    (kept; the caller owns it)."""
+    if hasattr(source, "io"):  # a CompiledModel: the documented conversion (float quantized, exact shape)
+        x = source.input_arrays(x)
+        x = x[0] if len(x) == 1 else x
     project, elf, seconds = build_firmware(source, board, project_dir, ram_budget, stack_size)
-    x = [np.asarray(a, dtype=np.int8) for a in x] if isinstance(x, (list, tuple)) else np.asarray(x, dtype=np.int8)
     y, m, run_seconds = run_firmware(project, x, board=board, port=port,
                                      repeat=repeat, upload_progress=upload_progress)
     seconds.update(run_seconds)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import protocol as P
 from .elfsize import elf_memory
+from ..errors import InvalidInputError
 from .errors import DeviceError, MicroError, RpcError
 from .launcher import DEFAULT_ICOUNT_SHIFT, QEMU_MACHINES, QemuLauncher
 from .project import build_project, elf_path, project_board
@@ -121,13 +122,17 @@ class Session:
             if set(names) != set(x):
                 raise ValueError(f"inputs by name need exactly {names or 'the names in io.json'}, got {sorted(x)}")
             x = [x[n] for n in names]
-        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        arrays = [np.asarray(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
+        for a in arrays:
+            if a.dtype != np.int8:  # never reinterpret: a float or wider int needs quantizing first
+                raise InvalidInputError(f"input dtype {a.dtype}: the device takes int8; quantize it first "
+                                        "(tvm_fused.validate.input_array)")
         if len(arrays) != len(sizes) and not (len(arrays) == 1 and np.asarray(arrays[0]).size == sum(sizes)):
             raise ValueError(f"the model has {len(sizes)} inputs, got {len(arrays)} arrays")
         for i, (a, size) in enumerate(zip(arrays, sizes)):
             if len(arrays) == len(sizes) and np.asarray(a).size != size:
                 raise ValueError(f"input {i} has {np.asarray(a).size} values, the model takes {size}")
-        return b"".join(np.ascontiguousarray(a, dtype=np.int8).tobytes() for a in arrays)
+        return b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
 
     def set_input(self, x, progress=None) -> None:
         """Upload the int8 input(s) (chunked), then check the device's CRC of them.

@@ -144,6 +144,7 @@ class Legalizer:
         self.bb = relax.BlockBuilder()
         self.io = {"inputs": [], "outputs": []}
         self.folded_clips: set[str] = set()
+        self.layer: str | None = None  # name of the imported binding being lowered (its layer)
         attrs = mod["main"].attrs
         # set by the frontends: int8 inputs' quantization (TFLite) and the model's output names
         self.input_quant = json.loads(str(attrs[INPUT_QUANT_ATTR])) if attrs and INPUT_QUANT_ATTR in attrs else {}
@@ -281,6 +282,7 @@ class Legalizer:
     # ------------------------------------------------------------------ walk
     def _visit(self, var, value):
         name = op_name(value)
+        self.layer = var.name  # a kernel emitted here is named after this binding (frontend.layer_names)
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
         if isinstance(value, relax.TupleGetItem):  # a field of an int8 tuple-valued op (TFLite SPLIT)
@@ -474,7 +476,7 @@ class Legalizer:
         # no global_symbol: identical kernels are then shared (add_func deduplicates)
         gv = self.bb.add_func(func.without_attr("global_symbol"), kind)
         call = relax.call_tir(gv, args, relax.TensorType(tuple(shape), "int8"))
-        var = self.bb.emit(call, name_hint=kind)
+        var = self.bb.emit(call, name_hint=self.layer or kind)
         return QTensor(var, tuple(shape), scale, zero_point, layout)
 
 
