@@ -338,3 +338,51 @@ def test_split_v_slice_padv2():
     y = b.tensor([1, 5, 5, 3], scale=0.1, zero_point=3)
     b.op("PADV2", [x, pads, value], [y], "PadV2Options")
     assert_bit_exact(b.build([x], [y]))
+
+
+def _conv(b, x, shape_in, cout, k, stride, rng, depthwise=False, out_scale=0.05, out_zp=-10):
+    """A quantized CONV_2D / DEPTHWISE_CONV_2D (SAME, RELU6) from ``x`` (scale 0.05, zp -10)."""
+    n, h, w, cin = shape_in
+    oh, ow = -(-h // stride), -(-w // stride)
+    cout = cin if depthwise else cout
+    wshape = [1, k, k, cout] if depthwise else [cout, k, k, cin]
+    w_scales = rng.uniform(0.005, 0.02, cout).astype(np.float32)
+    weights = b.tensor(wshape, "int8", scale=w_scales, zero_point=[0] * cout,
+                       data=rng.integers(-127, 128, wshape), quantized_dimension=3 if depthwise else 0)
+    bias = b.tensor([cout], "int32", scale=w_scales * np.float32(0.05), zero_point=[0] * cout,
+                    data=rng.integers(-500, 500, cout))
+    y = b.tensor([n, oh, ow, cout], scale=out_scale, zero_point=out_zp)
+    if depthwise:
+        b.op("DEPTHWISE_CONV_2D", [x, weights, bias], [y], "DepthwiseConv2DOptions", padding=0, stride_w=stride,
+             stride_h=stride, depth_multiplier=1, fused_activation_function="RELU6")
+    else:
+        b.op("CONV_2D", [x, weights, bias], [y], "Conv2DOptions", padding=0, stride_w=stride, stride_h=stride,
+             fused_activation_function="RELU6")
+    return y, [n, oh, ow, cout]
+
+
+def test_chains_broken_by_a_max_pool_still_fuse():
+    """conv -> dw -> MAX_POOL -> conv -> dw: the pool is never inside a fused chain; the chains on
+    either side fuse, and every fuse setting gives BUILTIN_REF's bits."""
+    rng = np.random.default_rng(11)
+    b = ModelBuilder()
+    x = b.tensor([1, 24, 24, 3], scale=0.05, zero_point=-10, name="x")
+    t, shape = _conv(b, x, [1, 24, 24, 3], 8, 3, 1, rng)
+    t, shape = _conv(b, t, shape, 8, 3, 1, rng, depthwise=True)
+    pooled = b.tensor([1, 12, 12, 8], scale=0.05, zero_point=-10)
+    b.op("MAX_POOL_2D", [t], [pooled], "Pool2DOptions", padding=1, stride_h=2, stride_w=2, filter_height=2,
+         filter_width=2)
+    t, shape = _conv(b, pooled, [1, 12, 12, 8], 16, 1, 1, rng)
+    t, shape = _conv(b, t, shape, 16, 3, 1, rng, depthwise=True)
+    buf = b.build([x], [t])
+    xs = _inputs(buf, 2)
+    (ref,) = run_reference(buf, xs)
+    kinds = {}
+    for fuse in ("none", "auto", "all"):
+        if fuse == "all":
+            fuse = cm.report["fuse"]["fusable_blocks"]
+        cm = tvm_fused.compile(buf, fuse=fuse, progress=False, codegen=False)
+        np.testing.assert_array_equal(cm.reference(*xs), ref, err_msg=f"fuse={fuse}")
+        kinds[fuse] = [op["op"] for op in cm.report["ops"]]
+    assert kinds["none"].count("max_pool2d") == 1 and "fused_chain" not in kinds["none"]
+    assert kinds[fuse] == ["fused_chain", "max_pool2d", "fused_chain"], kinds[fuse]
