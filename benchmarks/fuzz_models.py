@@ -15,7 +15,9 @@ model (tests/micro/tiny_onnx.py). Mutations, chosen by a seeded RNG per case:
   proto           (ONNX) a structural protobuf edit: a dimension set to 0/-1/2^31, an op type or
                   attribute changed, a node or initializer removed, an input renamed, a dtype changed
 Each case is compiled (C generated, codegen=True) in a worker process; a worker that dies or
-exceeds --case-timeout is recorded as a crash or hang and restarted. tests/test_fuzz_models.py
+exceeds --case-timeout is recorded as a crash or hang and restarted. "wrapped" is one of our errors
+that reached the caller as TVM's RuntimeError (raised inside a pass): a failure too, since an API
+caller catching TvmFusedError misses it. tests/test_fuzz_models.py
 runs a fixed small budget of this in CI.
 """
 from __future__ import annotations
@@ -35,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULT_TAG = "@@fuzz "
-OUTCOMES = ("compiled", "clean_error", "bug", "crash", "hang")
+OUTCOMES = ("compiled", "clean_error", "wrapped", "bug", "crash", "hang")
+FAILURES = ("wrapped", "bug", "crash", "hang")
 
 
 # ---- seeds and mutations ---------------------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def worker() -> int:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever TVM prints goes to stderr, not into our answers
     import tvm_fused
-    from tvm_fused.errors import TvmFusedError
+    from tvm_fused.errors import TvmFusedError, recover
 
     for line in sys.stdin:
         path = line.strip()
@@ -147,7 +150,9 @@ def worker() -> int:
         except TvmFusedError as e:
             result = {"outcome": "clean_error", "type": type(e).__name__, "message": str(e)[:300]}
         except Exception as e:  # noqa: BLE001: what the fuzzer is looking for
-            result = {"outcome": "bug", "type": type(e).__name__, "message": str(e)[:300]}
+            ours = recover(e)  # our error, but it reached the caller as TVM's RuntimeError
+            result = {"outcome": "wrapped" if ours is not None else "bug",
+                      "type": type(ours or e).__name__, "message": str(e)[:300]}
         result["seconds"] = round(time.perf_counter() - t, 3)
         out.write(RESULT_TAG + json.dumps(result) + "\n")
         out.flush()
@@ -210,7 +215,7 @@ def fuzz(n_cases: int, seconds: float, seed: int = 0, case_timeout: float = 60.0
                 r.update(case=k, seed_model=name, mutation=kind, size=len(data))
                 summary[r["outcome"]] += 1
                 by_kind.setdefault(kind, {o: 0 for o in OUTCOMES})[r["outcome"]] += 1
-                if r["outcome"] in ("bug", "crash", "hang"):
+                if r["outcome"] in FAILURES:
                     failures.append(r)
                     if progress:
                         progress(f"  case {k} {name} {kind}: {r['outcome']}: {r.get('type', '')} {r['message']}")

@@ -355,3 +355,16 @@ def test_a_bug_is_one_line_with_a_pointer_to_debug(capsys, tmp_path, monkeypatch
     status, _, err = cli(capsys, "compile", tiny_onnx, "-o", tmp_path / "o")
     assert status == 1 and "Traceback" not in err
     assert "internal error: IndexError" in err and "--debug" in err
+
+
+def test_an_error_raised_inside_a_tvm_pass_is_still_a_user_error(capsys, tmp_path, tiny_onnx):
+    """TVM's FFI turns our exception inside a pass into a RuntimeError; the CLI still reports it as ours."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(tiny_onnx))
+    m.graph.node[0].input[0] = "x_relu"  # a float op before the first QuantizeLinear
+    m.graph.node.insert(0, helper.make_node("Relu", ["x"], ["x_relu"]))
+    onnx.save(m, str(tmp_path / "float_first.onnx"))
+    status, _, err = cli(capsys, "compile", tmp_path / "float_first.onnx", "-o", tmp_path / "out", "-q")
+    assert_user_error(status, err, "'x' is not quantized to int8")

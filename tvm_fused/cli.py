@@ -18,7 +18,7 @@ import traceback
 
 from . import validate
 from .boards import BOARDS
-from .errors import TvmFusedError, UsageError
+from .errors import UsageError, recover
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -216,8 +216,9 @@ class _Signals:
 
 def _message(exc: BaseException) -> tuple[int, str]:
     """(exit status, one-line message) for an exception that reached the top."""
-    if isinstance(exc, TvmFusedError):
-        return EXIT_USAGE, f"tvm-fused: error: {exc}"
+    ours = recover(exc)  # also our error after TVM's FFI turned it into a RuntimeError
+    if ours is not None:
+        return EXIT_USAGE, f"tvm-fused: error: {ours}"
     if isinstance(exc, OSError):
         what = f"{exc.filename}: " if exc.filename else ""
         if exc.errno == errno.ENOSPC:
