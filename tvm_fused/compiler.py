@@ -171,6 +171,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
         "input_bytes": plan.buffers[plan.input_names[0]].size,
         "arena_bytes_without_input": plan.arena_bytes_without_input,
+        "inplace": plan.inplace_report(),
         "weights_bytes": weights,
         "flash_bytes_estimate": flash,
         "macs": macs,

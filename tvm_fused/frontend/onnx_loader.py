@@ -80,9 +80,9 @@ def check_onnx(proto: onnx.ModelProto) -> None:
 
 
 def import_onnx(proto: onnx.ModelProto):
-    from tvm.relax.frontend.onnx import from_onnx
+    from .layer_names import import_onnx_named
 
     try:
-        return from_onnx(proto, keep_params_in_input=False)
+        return import_onnx_named(proto)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from exc

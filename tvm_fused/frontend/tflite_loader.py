@@ -68,10 +68,10 @@ def check_tflite(model) -> None:
 
 
 def import_tflite(model):
-    from tvm.relax.frontend.tflite import from_tflite
+    from .layer_names import import_tflite_named
 
     try:
-        result = from_tflite(model)
+        result = import_tflite_named(model)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from exc
     return result[0] if isinstance(result, tuple) else result
