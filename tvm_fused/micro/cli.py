@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import validate
-from ..errors import InvalidInputError, UsageError
+from ..errors import BuildError, InvalidInputError, ModelDoesNotFitError, UsageError
 
 
 def add_commands(add_parser, add_model_args, resolve_model) -> None:
@@ -96,10 +96,16 @@ def cmd_run(args, resolve_model) -> int:
             tmp = Path(tempfile.mkdtemp(prefix="tvmf-run-"))
             project_dir = tmp / "project"
             if args.keep:
-                stack.callback(lambda: print(f"kept the firmware project in {project_dir}", file=sys.stderr))
+                stack.callback(lambda: project_dir.is_dir() and print(f"kept the firmware project in {project_dir}",
+                                                                     file=sys.stderr))
             else:
                 stack.callback(shutil.rmtree, tmp, True)
-        return _run(args, resolve_model, board, x, project_dir)
+        try:
+            return _run(args, resolve_model, board, x, project_dir)
+        except (BuildError, ModelDoesNotFitError) as e:
+            if args.project_dir is None and not args.keep:  # the paths in the message are about to vanish
+                e.args = (f"{e} [the temporary project is removed; --keep or --project-dir DIR keeps it]",)
+            raise
 
 
 def _run(args, resolve_model, board, x, project_dir) -> int:
