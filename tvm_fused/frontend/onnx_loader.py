@@ -73,8 +73,10 @@ def check_onnx(proto: onnx.ModelProto) -> None:
         raise UnsupportedModelError(
             f"unsupported ONNX operators: {listing}{more}. tvm-fused supports: "
             f"{', '.join(sorted(SUPPORTED_ONNX_OPS))}")
+    zero_points = {n.input[2] for n in proto.graph.node
+                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
     for init in proto.graph.initializer:
-        if init.data_type == onnx.TensorProto.UINT8 and init.name.endswith("zero_point"):
+        if init.data_type == onnx.TensorProto.UINT8 and (init.name in zero_points or init.name.endswith("zero_point")):
             raise UnsupportedModelError(
                 f"'{init.name}' is uint8: tvm-fused expects int8 (QuantType.QInt8) activations and weights")
 
