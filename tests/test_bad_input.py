@@ -212,6 +212,13 @@ class TestOutputPaths:
         status, _, err = cli(capsys, "plan", TINY_ZOO, "--json", tmp_path, "-q")
         assert_user_error(status, err, "--json", "is a folder")
 
+    @pytest.mark.parametrize("name", ["mem", "mem.xyz"])
+    def test_plot_needs_a_picture_suffix(self, capsys, tmp_path, name):
+        # matplotlib would write mem.png for "mem" and fail for ".xyz" after the whole compile
+        status, _, err = cli(capsys, "plan", tmp_path / "never-read.onnx", "--plot", tmp_path / name)
+        assert_user_error(status, err, "--plot", ".png")
+        assert list(tmp_path.iterdir()) == []
+
     def test_run_output_must_be_npy(self, capsys, tmp_path):
         # np.save would write y.json.npy and we would claim y.json: refused before any work
         status, _, err = cli(capsys, "run", TINY_ZOO, "--output", tmp_path / "y.json")

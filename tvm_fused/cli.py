@@ -15,11 +15,13 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from . import validate
 from .boards import BOARDS
 from .errors import UsageError, recover
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps", ".ps")
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
@@ -90,6 +92,9 @@ def cmd_plan(args) -> int:
 
     if args.plot:
         validate.output_file(args.plot, "--plot")
+        if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"--plot {args.plot}: the picture format comes from the file name; end it in "
+                             f"{', '.join(PLOT_SUFFIXES)}")
     if args.json:
         validate.output_file(args.json, "--json")
     if args.max_resolution:
