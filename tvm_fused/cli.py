@@ -22,7 +22,7 @@ from .boards import BOARDS
 from .errors import UsageError, recover
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps", ".ps")
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _arg(check):
@@ -211,6 +211,8 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C must not cut the clean-up of the first short
+            return
         self.received = signum
         raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
@@ -233,7 +235,7 @@ def _message(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, f"tvm-fused: error: {what}{exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return EXIT_USAGE, "tvm-fused: error: out of memory; try a smaller model or input resolution"
-    return EXIT_MISMATCH, (f"tvm-fused: internal error: {type(exc).__name__}: {str(exc).strip()[:500]}\n"
+    return EXIT_BUG, (f"tvm-fused: internal error: {type(exc).__name__}: {str(exc).strip()[:500]}\n"
                            "  this is a bug in tvm-fused; run again with --debug for the traceback and report it")
 
 

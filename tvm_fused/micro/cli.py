@@ -95,17 +95,21 @@ def cmd_run(args, resolve_model) -> int:
         else:
             tmp = Path(tempfile.mkdtemp(prefix="tvmf-run-"))
             project_dir = tmp / "project"
-            if args.keep:
-                stack.callback(lambda: project_dir.is_dir() and print(f"kept the firmware project in {project_dir}",
-                                                                     file=sys.stderr))
-            else:
-                stack.callback(shutil.rmtree, tmp, True)
+            stack.callback(_clean_up, tmp, project_dir, args.keep)
         try:
             return _run(args, resolve_model, board, x, project_dir)
         except (BuildError, ModelDoesNotFitError) as e:
-            if args.project_dir is None and not args.keep:  # the paths in the message are about to vanish
+            if args.project_dir is None and not args.keep and str(project_dir) in str(e):  # paths about to vanish
                 e.args = (f"{e} [the temporary project is removed; --keep or --project-dir DIR keeps it]",)
             raise
+
+
+def _clean_up(tmp: Path, project_dir: Path, keep: bool) -> None:
+    """Remove the temporary project folder, or with --keep say where it is (if it got that far)."""
+    if keep and project_dir.is_dir():
+        print(f"kept the firmware project in {project_dir}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _run(args, resolve_model, board, x, project_dir) -> int:
