@@ -239,7 +239,7 @@ def cmd_demo(args, resolve_model) -> int:
 
     out = validate.output_file(Path(args.json) if args.json else _default_json(), "--json")
     result = run_demo(args.model, args.fuse, seed=args.seed, project_dir=args.project_dir, quiet=args.quiet,
-                      resolve_model=resolve_model, force=args.force)
+                      resolve_model=resolve_model, force=getattr(args, "force", False))
     print(format_table(result))
     write_json(out, result, "--json")
     print(f"\nwrote {out} (total {result['seconds']['total']:.0f} s)")
