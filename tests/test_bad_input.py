@@ -231,6 +231,12 @@ class TestOutputPaths:
         assert_user_error(status, err, str(mine), "not empty", "--force")
         assert snapshot(mine) == before
 
+    def test_run_on_a_real_board_needs_an_existing_port(self, capsys):
+        status, _, err = cli(capsys, "run", TINY_ZOO, "--board", "nucleo-f767zi")
+        assert_user_error(status, err, "--port /dev/ttyACM0")
+        status, _, err = cli(capsys, "run", TINY_ZOO, "--board", "nucleo-f767zi", "--port", "/dev/ttyACM77")
+        assert_user_error(status, err, "/dev/ttyACM77", "no such device")
+
     def test_run_empty_project_dir(self, capsys):
         status, _, err = cli(capsys, "run", TINY_ZOO, "--project-dir", "")
         assert_user_error(status, err, "path is empty")

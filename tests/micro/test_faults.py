@@ -91,7 +91,7 @@ def test_failed_run_leaves_nothing(capsys, own_tmp, tiny_onnx):
 
 
 def test_failed_build_leaves_nothing_unless_kept(capsys, own_tmp, stub_export):
-    args = ("run", stub_export, "--board", "nucleo-f767zi", "--ram-budget", "1K", "--port", "/dev/null-no-board")
+    args = ("run", stub_export, "--board", "nucleo-f767zi", "--ram-budget", "1K", "--port", "/dev/null")
     status, _, err = cli(capsys, *args)
     assert_user_error(status, err, "RAM_BUDGET", "--keep")
     assert os.listdir(own_tmp) == []

@@ -56,7 +56,11 @@ def _check_args(args) -> tuple[str, np.ndarray | None]:
     from .tools import require_device_tools
 
     board = args.board or "qemu-mps2-an500"
-    device_board(board)
+    if device_board(board).qemu_machine is None and args.port is None:
+        raise UsageError(f"--board {board} is a real board: flash it and give its serial port, e.g. "
+                         "--port /dev/ttyACM0 (or use --board qemu-mps2-an500)")
+    if args.port is not None and "://" not in args.port and not Path(args.port).exists():
+        raise UsageError(f"--port {args.port}: no such device; is the board plugged in? (ls /dev/ttyACM* /dev/ttyUSB*)")
     if args.output is not None:
         validate.output_file(args.output, "--output", suffix=".npy")
     if args.json is not None:
