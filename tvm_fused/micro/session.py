@@ -106,12 +106,16 @@ class Session:
         return self._info["max_payload"] - 8
 
     def set_input(self, x, progress=None) -> None:
-        """Upload the int8 input (chunked), then check the device's CRC of it."""
+        """Upload the int8 input (chunked), then check the device's CRC of it. ``x``: int8 of the model's
+        input shape, or flattened (1-D) int8 / bytes; other dtypes and shapes are refused, not reinterpreted."""
         if not isinstance(x, (bytes, bytearray)):
             x = np.asarray(x)
             if x.dtype != np.int8:  # never reinterpret: a float or wider int needs quantizing first
                 raise InvalidInputError(f"input dtype {x.dtype}: the device takes int8; quantize it first "
                                         "(tvm_fused.validate.input_array)")
+            if x.ndim > 1 and list(x.shape) != list(self._info["input_shape"]):  # 1-D: raw bytes, as documented
+                raise InvalidInputError(f"input shape {list(x.shape)} is not the model's {self._info['input_shape']} "
+                                        "(NHWC); reshape or transpose it yourself, or pass it flattened")
         data = np.ascontiguousarray(x).tobytes() if not isinstance(x, (bytes, bytearray)) else bytes(x)
         total = self._info["input_bytes"]
         if len(data) != total:
