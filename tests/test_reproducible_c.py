@@ -121,6 +121,17 @@ def test_tflite_kernels_and_constants_are_named_after_layers(cache, fuse):
     assert not set(kernels) & set(constants)
 
 
+def test_keras_layer_names_survive_exactly(cache):
+    """Layer names equal to op names ("conv2d", "add") are kept as they are, not renamed
+    around the kernels' own names (conv_chain.tflite is a Keras 3 export: scopes end in _1)."""
+    kernels, constants = _definitions(cache.export("conv_chain.tflite") / "model")
+    assert [k.removeprefix("tvmgen_default_") for k in kernels] == [
+        "conv2d", "conv2d_1", "depthwise_conv2d", "conv2d_2", "add", "average_pooling2d",
+        "global_average_pooling2d_1", "StatefulPartitionedCall_1"]
+    assert constants[:4] == ["tvmgen_default_conv2d_weight", "tvmgen_default_conv2d_bias",
+                             "tvmgen_default_conv2d_multiplier", "tvmgen_default_conv2d_shift"]
+
+
 def test_onnx_kernels_are_named_after_nodes(cache):
     """ONNX node names (conv_17, add_16, fc_100 in the zoo models) name kernels and constants."""
     import onnx

@@ -546,8 +546,9 @@ class _Legalizer:
         scale, zp, _ = out
         func = func.with_attrs({OP_ATTR: kind, MACS_ATTR: int(macs),
                                 PARAMS_ATTR: json.dumps(_jsonable(asdict(params)))})
-        # no global_symbol: identical kernels are then shared (add_func deduplicates)
-        gv = self.bb.add_func(func.without_attr("global_symbol"), kind)
+        # no global_symbol: identical kernels are then shared (add_func deduplicates); the
+        # "_kernel" suffix keeps kernel names from renaming a layer of the same name ("add")
+        gv = self.bb.add_func(func.without_attr("global_symbol"), f"{kind}_kernel")
         call = relax.call_tir(gv, args, relax.TensorType(tuple(shape), "int8"))
         var = self.bb.emit(call, name_hint=self.layer or kind)
         return QTensor(var, tuple(shape), scale, zp, layout)
