@@ -436,7 +436,7 @@ def test_softmax_beta_other_than_one_is_refused(tmp_path):
                                                         ((1, 4, 5, 6), (1, 4, 5, 6), False),
                                                         ((2, 7), (7,), True)])
 def test_compiled_prelu_equals_reference_kernel(tmp_path, a_shape, b_shape, constant):
-    """PRELU (TVM's importer refuses it quantized; frontend/tflite_qdq.py imports it in QDQ form)."""
+    """PRELU (TVM's importer refuses it quantized; frontend/tflite_converter.py imports it in QDQ form)."""
     rng = np.random.default_rng(3)
     b_const = rng.integers(-128, 128, b_shape, dtype=np.int8) if constant else None
     model = _binary_model("prelu", a_shape, b_shape, 0.05, 3, 0.01, -4, 0.03, -2, b_const=b_const)

@@ -110,3 +110,9 @@ def test_a_pass_run_outside_our_pipeline_still_names_the_error(monkeypatch):
     seq = tvm.transform.Sequential([tvm_fused.passes.LegalizeQDQ()])
     with pytest.raises(Exception, match="UnsupportedModelError: no kernel for this"):
         seq(frontend.load(MODEL).mod)
+
+
+def test_disabling_one_of_our_passes_is_a_clear_error():
+    with tvm.transform.PassContext(disabled_pass=["tvm_fused.PlanMemory"]):
+        with pytest.raises(tvm_fused.TvmFusedError, match="tvm_fused.PlanMemory did not run"):
+            tvm_fused.compile(MODEL, progress=False, codegen=False)

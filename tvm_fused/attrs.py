@@ -116,10 +116,12 @@ class IOTensor(tvm_ffi.Object):
     scale: float
     zero_point: int
     layout: str
+    model_dtype: str  # what the source model exchanges: "int8", or "float32" (QUANTIZE/DEQUANTIZE at the edge)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": [int(d) for d in self.shape], "dtype": self.dtype,
-                "scale": float(self.scale), "zero_point": int(self.zero_point), "layout": self.layout}
+                "scale": float(self.scale), "zero_point": int(self.zero_point), "layout": self.layout,
+                "model_dtype": self.model_dtype}
 
 
 @py_class("tvm_fused.ModelIO")

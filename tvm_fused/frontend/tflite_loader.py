@@ -88,8 +88,32 @@ def _check_softmax_beta(model) -> None:
 def import_tflite(model):
     from .layer_names import import_tflite_named
 
+    from .tflite_converter import TvmFusedTfliteConverter
+
     try:
-        result = import_tflite_named(model)
+        result = import_tflite_named(model, TvmFusedTfliteConverter)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from exc
-    return result[0] if isinstance(result, tuple) else result
+    mod = result[0] if isinstance(result, tuple) else result
+    return _with_input_quantization(mod, model)
+
+
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"
+
+
+def _with_input_quantization(mod, model):
+    """Record each int8 graph input's (scale, zero point) on ``main``: an input that only
+    data-movement ops read (max pool, pad, ...) has no dequantize to carry them."""
+    import json
+
+    graph = model.Subgraphs(0)
+    quant = {}
+    for i in range(graph.InputsLength()):
+        t = graph.Tensors(graph.Inputs(i))
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() == 1:
+            quant[t.Name().decode()] = [float(q.Scale(0)), int(q.ZeroPoint(0))]
+    outputs = [graph.Tensors(graph.Outputs(i)).Name().decode() for i in range(graph.OutputsLength())]
+    main = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
+    mod["main"] = main.with_attr("tvm_fused.output_names", json.dumps(outputs))
+    return mod

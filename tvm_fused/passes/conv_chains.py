@@ -77,21 +77,30 @@ def kernel_calls(mod: tvm.IRModule) -> list[KernelCall]:
     return calls
 
 
-def _users(calls, result_var):
+def _users(calls, output_names):
     users: dict = {}
     for c in calls:
         for a in c.arg_names:
             users.setdefault(a, []).append(c.index)
-    if result_var is not None:
-        users.setdefault(result_var.name, []).append(len(calls))  # the function output counts as a user
+    for name in output_names:  # a model output counts as a user: it must stay a whole tensor
+        users.setdefault(name, []).append(len(calls))
     return users
+
+
+def _output_names(func) -> list[str]:
+    """Names of the tensors ``main`` returns (the fields of a final tuple, for several outputs)."""
+    result = func.body.body
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            if binding.var.same_as(result) and isinstance(binding.value, relax.Tuple):
+                return [f.name for f in binding.value.fields]
+    return [result.name]
 
 
 def find_chains(mod: tvm.IRModule) -> list[Chain]:
     """Maximal fusable chains, in execution order."""
     calls = kernel_calls(mod)
-    result = mod["main"].body.body
-    users = _users(calls, result)
+    users = _users(calls, _output_names(mod["main"]))
     chains = []
     i = 0
     while i < len(calls):

@@ -144,7 +144,7 @@ def subtract(ctx, m: Match) -> QTensor:
     tflite={"PRELU": "int8; alpha an int8 tensor or constant broadcasting against the input"},
 )
 def prelu(ctx, m: Match) -> QTensor:
-    """``quantize(where(x >= 0, x, x * alpha))`` (TFLite PRELU as ``frontend/tflite_qdq.py``
+    """``quantize(where(x >= 0, x, x * alpha))`` (TFLite PRELU as ``frontend/tflite_converter.py``
     imports it) -> int8 PRELU, TFLite's ``reference_ops::BroadcastPrelu4DSlow``::
 
         v = x - z_x

@@ -13,6 +13,7 @@ The core knows nothing about any particular kernel. It
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ from ...schedules.fixed_point import round_half_away
 from ..quant_graph import DequantConst, QuantGraph, const_value, op_name, scalar
 from . import registry
 
+
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # main attr set by the TFLite frontend
+OUTPUT_NAMES_ATTR = "tvm_fused.output_names"  # main attr set by both frontends
 
 # Relax ops the core itself handles (no rule): quantization bookkeeping and folded activations.
 CORE_RELAX_OPS = ("relax.quantize", "relax.dequantize", "relax.clip", "relax.nn.relu", "relax.nn.relu6",
@@ -64,6 +68,8 @@ class Match:
     ``value = call(...)``; ``out`` is the output quantization; ``bias`` is set when an
     ``add`` rule folded a constant bias add into this call (rules registered with ``bias=True``).
     For an ``int8``-domain rule: ``var = call(...)``, ``quantize`` and ``out`` are None.
+    A tuple-valued op (split) is matched at each ``TupleGetItem`` of its result: ``index``
+    is the field, ``var`` the item's variable (the op's own binding is visited with ``index=None``).
     """
 
     var: relax.Var
@@ -72,6 +78,7 @@ class Match:
     value: relax.Expr | None = None
     out: OutputQuant | None = None
     bias: DequantConst | None = None
+    index: int | None = None  # for a tuple-valued op (split): which field ``var`` is
 
     @property
     def layer(self) -> str:
@@ -138,6 +145,10 @@ class Legalizer:
         self.io = {"inputs": [], "outputs": []}
         self.folded_clips: set[str] = set()
         self.layer: str | None = None  # name of the imported binding being lowered (its layer)
+        attrs = mod["main"].attrs
+        # set by the frontends: int8 inputs' quantization (TFLite) and the model's output names
+        self.input_quant = json.loads(str(attrs[INPUT_QUANT_ATTR])) if attrs and INPUT_QUANT_ATTR in attrs else {}
+        self.output_names = json.loads(str(attrs[OUTPUT_NAMES_ATTR])) if attrs and OUTPUT_NAMES_ATTR in attrs else []
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
@@ -149,13 +160,14 @@ class Legalizer:
     def run(self) -> tvm.IRModule:
         self._check_ops()
         params = self._make_inputs()
+        self.inputs = params
         bb = self.bb
         with bb.function("main", [t.var for t in params]):
             with bb.dataflow():
                 for var, value in self.graph.bindings:
                     self._visit(var, value)
-                out = self._output()
-                gv = bb.emit_output(out.var)
+                outs = self._outputs()
+                gv = bb.emit_output(outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs]))
             bb.emit_func_output(gv)
         mod = bb.get()
         main = mod["main"].with_attr(IO_ATTR, ModelIO.of(self.io))
@@ -183,13 +195,19 @@ class Legalizer:
             kinds = {op_name(c) for _, c in users}
             if len(users) == 0:
                 continue
-            if kinds != {"relax.quantize"} and kinds != {"relax.dequantize"}:
+            int8_input = str(param.ty.dtype) == "int8"
+            if not int8_input and kinds != {"relax.quantize"}:
                 raise UnsupportedModelError(
                     f"model input '{param.name}' is not quantized to int8 (used by {sorted(kinds)}); "
                     "tvm-fused compiles int8 models only: quantize it (QDQ) first")
-            call = users[0][1]
-            scale = scalar(call.args[1], f"scale of input '{param.name}'")
-            zp = int(scalar(call.args[2], f"zero point of input '{param.name}'"))
+            qdq = [c for _, c in users if op_name(c) in ("relax.quantize", "relax.dequantize")]
+            if qdq:
+                scale = scalar(qdq[0].args[1], f"scale of input '{param.name}'")
+                zp = int(scalar(qdq[0].args[2], f"zero point of input '{param.name}'"))
+            elif param.name in self.input_quant:  # read by int8 data-movement ops only (TFLite)
+                scale, zp = self.input_quant[param.name]
+            else:
+                raise UnsupportedModelError(f"model input '{param.name}': int8 without quantization parameters")
             src_shape = shape_of(param)
             layout = self._layout(len(src_shape))
             shape = nhwc(src_shape, layout)
@@ -199,9 +217,12 @@ class Legalizer:
                 if op_name(c) == "relax.quantize":
                     self._check_same_q(c, tensor, var)
                     self.tensors[var] = tensor
-                else:
+                elif op_name(c) == "relax.dequantize":
+                    self._check_same_q(c, tensor, var)
                     self.dq_tensors[var] = tensor
-            self.io["inputs"].append(self._io_entry(param.name, tensor))
+            if int8_input:
+                self.tensors[param] = tensor  # int8 ops may read it directly (TFLite data movement)
+            self.io["inputs"].append(self._io_entry(param.name, tensor, str(param.ty.dtype)))
             inputs.append(tensor)
         if not inputs:
             raise UnsupportedModelError("the model has no quantized input")
@@ -213,9 +234,12 @@ class Legalizer:
         return self.layout_hint or "NCHW"
 
     @staticmethod
-    def _io_entry(name, t: QTensor):
+    def _io_entry(name, t: QTensor, model_dtype: str = "int8"):
+        """``dtype`` is what the generated C takes/returns (always int8); ``model_dtype`` what the
+        source model does (float32 for a QUANTIZE at the entry / DEQUANTIZE at the exit)."""
         return {"name": name, "shape": list(t.shape), "dtype": "int8", "scale": t.scale,
-                "zero_point": t.zero_point, "layout": "NHWC" if len(t.shape) == 4 else ""}
+                "zero_point": t.zero_point, "layout": "NHWC" if len(t.shape) == 4 else "",
+                "model_dtype": model_dtype}
 
     def _check_same_q(self, call, tensor, var):
         scale = scalar(call.args[1], "quantize scale")
@@ -223,24 +247,50 @@ class Legalizer:
         if not math.isclose(scale, tensor.scale, rel_tol=1e-6) or zp != tensor.zero_point:
             raise UnsupportedModelError(f"{var.name}: re-quantizing a model input is not supported")
 
-    def _output(self) -> QTensor:
+    def _outputs(self) -> list[QTensor]:
+        """The int8 tensor behind each model output (a tuple result gives several), in order."""
         result = self.graph.result
-        for table in (self.dq_tensors, self.tensors):
-            if isinstance(result, relax.Var) and result in table:
-                tensor = table[result]
-                self.io["outputs"].append(self._io_entry("output", tensor))
-                return tensor
-        raise UnsupportedModelError(
-            "the model output is not an int8 tensor (or its dequantized value); "
-            f"it is produced by {op_name(self.graph.producer(result)) or result}. "
-            "Float post-processing (e.g. softmax) must be removed or run on the host.")
+        prod = self.graph.producer(result)
+        fields = list(prod.fields) if isinstance(prod, relax.Tuple) else [result]
+        names = self.output_names if len(self.output_names) == len(fields) else \
+            (["output"] if len(fields) == 1 else [f"output_{i}" for i in range(len(fields))])
+        outs, seen = [], set()
+        for name, field in zip(names, fields):
+            tensor, model_dtype = None, "int8"
+            for table, dtype in ((self.dq_tensors, "float32"), (self.tensors, "int8")):
+                if isinstance(field, relax.Var) and field in table:
+                    tensor, model_dtype = table[field], dtype
+            if tensor is None:
+                raise UnsupportedModelError(
+                    f"model output '{name}' is not an int8 tensor (or its dequantized value); "
+                    f"it is produced by {op_name(self.graph.producer(field)) or field}. "
+                    "Float post-processing (e.g. softmax) must be removed or run on the host.")
+            if any(tensor.var.same_as(t.var) for t in self.inputs) or tensor.var in seen:
+                tensor = self._copy(tensor)  # every output needs its own buffer
+            seen.add(tensor.var)
+            self.io["outputs"].append(self._io_entry(name, tensor, model_dtype))
+            outs.append(tensor)
+        return outs
+
+    def _copy(self, tensor: QTensor) -> QTensor:
+        from .requantize import emit_requantize
+
+        src_shape = tensor.shape if tensor.src_layout != "NCHW" else \
+            tuple(tensor.shape[i] for i in (0, 3, 1, 2))
+        return emit_requantize(self, tensor, OutputQuant(tensor.scale, tensor.zero_point, -128, 127, src_shape))
 
     # ------------------------------------------------------------------ walk
     def _visit(self, var, value):
         name = op_name(value)
-        self.layer = var.name  # a kernel emitted here is named after this binding
+        self.layer = var.name  # a kernel emitted here is named after this binding (frontend.layer_names)
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
+        if isinstance(value, relax.TupleGetItem):  # a field of an int8 tuple-valued op (TFLite SPLIT)
+            call = self.graph.producer(value.tuple_value)
+            rule = registry.get_rule(op_name(call), "int8") if op_name(call) else None
+            if rule is not None and self.int8(call.args[0]) is not None:
+                self.tensors[var] = rule.lower(self, Match(var, call, index=int(value.index)))
+            return
         if name == "relax.dequantize":
             self._visit_dequantize(var, value)
         elif name == "relax.quantize":
@@ -326,6 +376,10 @@ class Legalizer:
         if int_clip is not None:  # TFLite fused activation: clamp in the kernel
             act_min, act_max = max(act_min, int_clip[0]), min(act_max, int_clip[1])
         out = OutputQuant(out_scale, out_zp, act_min, act_max, shape_of(var))
+        if isinstance(prod, relax.TupleGetItem):  # quantize(split(...)[i]): the rule makes field i
+            tuple_call = self.graph.producer(prod.tuple_value)
+            if isinstance(tuple_call, relax.Call):
+                return self.lower(Match(var, tuple_call, call, node, out, index=int(prod.index)))
         if not isinstance(prod, relax.Call):
             raise UnsupportedModelError(f"{var.name}: quantize of a constant or parameter is not supported")
         return self.lower(Match(var, prod, call, node, out))
@@ -419,8 +473,9 @@ class Legalizer:
         multiply-accumulates; ``layout`` the source layout of the result ("" if not 4-D).
         """
         func = func.with_attrs({OP_ATTR: kind, MACS_ATTR: int(macs), PARAMS_ATTR: KernelParams.of(kind, params)})
-        # no global_symbol: identical kernels are then shared (add_func deduplicates)
-        gv = self.bb.add_func(func.without_attr("global_symbol"), kind)
+        # no global_symbol: identical kernels are then shared (add_func deduplicates); the
+        # "_kernel" suffix keeps kernel names from renaming a layer of the same name ("add")
+        gv = self.bb.add_func(func.without_attr("global_symbol"), f"{kind}_kernel")
         call = relax.call_tir(gv, args, relax.TensorType(tuple(shape), "int8"))
         var = self.bb.emit(call, name_hint=self.layer or kind)
         return QTensor(var, tuple(shape), scale, zero_point, layout)
@@ -434,7 +489,7 @@ def _declare_core_ops():
         tflite={"DEQUANTIZE": "int8 input; at the model output, or read by the next op as float"},
         onnx={"QuantizeLinear": "int8, per-tensor for activations",
               "DequantizeLinear": "int8; per-channel (axis of the output channels) for weights",
-              "Identity": "-", "Transpose": "of constant weights only (e.g. Gemm's transB)"})
+              "Identity": "-"})
 
 
 _declare_core_ops()

@@ -1,27 +1,58 @@
-"""PAD / ONNX Pad -> ``pad_int8`` (spatial, with the zero point), folded into a following conv."""
+"""PAD / PADV2 / ONNX Pad -> ``pad_nd_int8`` (any axes, constant value); a spatial zero-point pad
+is folded into a following conv."""
 from __future__ import annotations
 
-import math
-
 from ...errors import UnsupportedModelError
-from ...schedules import PadParams, pad_int8
+from ...schedules.fixed_point import round_half_away
+from ...schedules.layout import PadNdParams, pad_nd_int8
 from .core import Match, QTensor, prim_value
+from .layout import int8_out, qdq_in, requantize_to, stored_axes
 from .registry import register_rule
 
 
+def _pad(ctx, m: Match, data: QTensor, quantized_value: bool) -> QTensor:
+    """The pad kernel at x's quantization. ``quantized_value``: the pad value is already int8
+    (TFLite: the zero point, or PADV2's int8 constant); else a real value quantized like x."""
+    attrs = m.call.attrs
+    if str(getattr(attrs, "pad_mode", "constant")) != "constant":
+        raise UnsupportedModelError(f"{m.layer}: pad mode '{attrs.pad_mode}' is not supported (only constant)")
+    rank = len(data.shape)
+    widths = [int(v) for v in attrs.pad_width]
+    src_pairs = [(widths[2 * i], widths[2 * i + 1]) for i in range(rank)]
+    pairs = tuple(src_pairs[i] for i in stored_axes(data.src_layout, rank))
+    value = prim_value(m.call.args[1]) if len(m.call.args) > 1 else float(getattr(attrs, "pad_value", 0.0))
+    q = round(value) if quantized_value else data.zero_point + int(round_half_away(value / data.scale))
+    if not -128 <= q <= 127:
+        raise UnsupportedModelError(f"{m.layer}: pad value {value} is outside the int8 range")
+    p = PadNdParams(data.shape, pairs, int(q))
+    tensor = ctx.emit("pad", pad_nd_int8(p), [data.var], p.out_shape, data.scale, data.zero_point,
+                      data.src_layout, p, macs=0)
+    if rank == 4 and q == data.zero_point and pairs[0] == (0, 0) and pairs[3] == (0, 0):
+        (top, bottom), (left, right) = pairs[1], pairs[2]
+        tensor.padded_from = (data, (top, left, bottom, right))  # a following conv reads x directly
+    return tensor
+
+
 @register_rule(
-    "relax.nn.pad",
-    tflite={"PAD": "spatial (H, W) only; same quantization in and out"},
-    onnx={"Pad": "constant mode, value 0, spatial axes only; same quantization in and out"},
+    "relax.nn.pad", domain="int8",
+    tflite={"PAD": "any axes, with the zero point", "PADV2": "any axes, with a constant int8 value"},
 )
+def pad_int8_rule(ctx, m: Match) -> QTensor | None:
+    """TFLite PAD / PADV2 on the int8 tensor (``reference_ops::Pad``)::
+
+        y[i] = x[i - before] inside, pad_value (int8; the zero point for PAD) outside
+
+    A spatial pad with the zero point remembers its source (``QTensor.padded_from``): a conv
+    reading it adds the pads to its own padding and the pad kernel becomes dead code.
+    """
+    data, _ = int8_out(ctx, m)
+    return None if data is None else _pad(ctx, m, data, quantized_value=True)
+
+
+@register_rule("relax.nn.pad", onnx={"Pad": "constant mode, any axes; requantized after if the output differs"})
 def pad(ctx, m: Match) -> QTensor:
-    """``quantize(pad(dequantize(x), 0))`` -> int8 spatial pad with the zero point::
-
-        y[n, h, w, c] = x[n, h - top, w - left, c] inside, x_zp outside
-
-    The result remembers its source (``QTensor.padded_from``): a convolution reading it
-    adds the pads to its own padding and reads ``x`` directly, so the pad kernel is
-    dead code unless something else uses it.
+    """``quantize(pad(dequantize(x), v))`` -> int8 pad with ``q = x_zp + round_half_away(v / x_scale)``
+    outside, then a requantize if the output quantization differs.
 
     Before::
 
@@ -31,24 +62,6 @@ def pad(ctx, m: Match) -> QTensor:
 
         y = R.call_tir(pad, (x,), R.Tensor((1, H + 2, W + 2, C), "int8"))
     """
-    call, out = m.call, m.out
-    data = ctx.input(call.args[0], "pad")
-    attrs = call.attrs
-    widths = [int(v) for v in attrs.pad_width]
-    if len(data.shape) != 4 or str(getattr(attrs, "pad_mode", "constant")) != "constant":
-        raise UnsupportedModelError("only constant spatial padding of 4-D tensors is supported")
-    pairs = [(widths[2 * i], widths[2 * i + 1]) for i in range(4)]
-    if data.src_layout == "NCHW":
-        h, w, others = pairs[2], pairs[3], (pairs[0], pairs[1])
-    else:
-        h, w, others = pairs[1], pairs[2], (pairs[0], pairs[3])
-    pad_value = prim_value(call.args[1]) if len(call.args) > 1 else float(getattr(attrs, "pad_value", 0.0))
-    if any(o != (0, 0) for o in others) or pad_value != 0.0:
-        raise UnsupportedModelError("only spatial zero padding is supported")
-    if not math.isclose(out.scale, data.scale, rel_tol=1e-6) or out.zero_point != data.zero_point:
-        raise UnsupportedModelError("pad must keep the quantization of its input")
-    p = PadParams(data.shape, (h[0], w[0], h[1], w[1]), data.zero_point)
-    tensor = ctx.emit("pad", pad_int8(p), [data.var], p.out_shape, out.scale, out.zero_point, data.src_layout,
-                      p, macs=0)
-    tensor.padded_from = (data, p.padding)
-    return tensor
+    tensor = _pad(ctx, m, qdq_in(ctx, m), quantized_value=False)
+    out = requantize_to(ctx, tensor, m.out)
+    return out

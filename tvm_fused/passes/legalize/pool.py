@@ -97,7 +97,7 @@ def avg_pool2d(ctx, m: Match) -> QTensor:
 
 @register_rule(
     "relax.astype", domain="int8",
-    tflite={"AVERAGE_POOL_2D": "same input and output quantization (TFLite requires it)"},
+    tflite={"AVERAGE_POOL_2D": "same input and output quantization (TFLite requires it); fused activation as a clamp"},
 )
 def int_avg_pool2d(ctx, m: Match) -> QTensor | None:
     """TFLite pools int8 in the integer domain: ``astype(int32) -> avg_pool2d -> astype(int8)``.
@@ -123,8 +123,10 @@ def int_avg_pool2d(ctx, m: Match) -> QTensor | None:
     if data is None:
         raise UnsupportedModelError(f"{m.layer}: cast to int8 of something other than an integer pool")
     attrs = pool.attrs
+    clip = ctx.take_int_clip(m.var)  # TFLite's fused activation: clamp in the kernel
+    act = (max(-128, clip[0]), min(127, clip[1])) if clip else (-128, 127)
     p = PoolParams(data.shape, tuple(int(k) for k in attrs.pool_size), tuple(int(v) for v in attrs.strides),
                    tuple(int(v) for v in attrs.padding), data.scale, data.zero_point, data.scale,
-                   data.zero_point)
+                   data.zero_point, *act)
     return ctx.emit("avg_pool2d", avg_pool_int8(p), [data.var], p.out_shape, data.scale, data.zero_point,
                     data.src_layout, p, macs=_pool_macs(p))

@@ -24,9 +24,10 @@ def emit_requantize(ctx, src: QTensor, out: OutputQuant) -> QTensor:
         raise UnsupportedModelError(f"reshape {src.shape} -> {shape} changes the element count")
     if src.src_layout == "NCHW" and len(src.shape) == 4 and shape != src.shape:
         n, h, w, c = src.shape
-        if h * w != 1 and c != 1:
-            raise UnsupportedModelError(
-                f"reshape of an NCHW tensor {src.shape} with spatial extent needs a transpose; not supported")
+        if h * w != 1 and c != 1:  # stored NHWC: back to the model's NCHW element order first
+            from .layout import to_source_order
+
+            src = to_source_order(ctx, src)
     p = RequantizeParams(src.shape, shape, src.scale, src.zero_point, out.scale, out.zero_point,
                          out.act_min, out.act_max)
     kind = "reshape" if p.is_copy else "requantize"

@@ -1,17 +1,31 @@
 """RESHAPE / ONNX Reshape, Flatten, Squeeze, Unsqueeze -> a copy (or requantize)."""
 from __future__ import annotations
 
-from .core import Match, QTensor
+from .core import Match, OutputQuant, QTensor, shape_of
 from .registry import register_rule
 from .requantize import emit_requantize
 
 
 @register_rule(
+    "relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims", domain="int8",
+    tflite={"RESHAPE": "constant (or folded) shape", "SQUEEZE": "-", "EXPAND_DIMS": "constant axis"},
+)
+def reshape_int8(ctx, m: Match) -> QTensor | None:
+    """TFLite RESHAPE / SQUEEZE / EXPAND_DIMS on the int8 tensor: a row-major copy (same quantization)."""
+    from .layout import int8_out
+
+    data, act = int8_out(ctx, m)
+    if data is None:
+        return None  # float reshape (QDQ form, or of constant weights): lowered elsewhere
+    lo, hi = act
+    out = OutputQuant(data.scale, data.zero_point, lo, hi, shape_of(m.var))
+    return emit_requantize(ctx, data, out)
+
+
+@register_rule(
     "relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims",
-    tflite={"RESHAPE": "of a tensor with H*W = 1 or C = 1, or of a 2-D tensor"},
-    onnx={"Reshape": "constant shape; of an NCHW tensor only when H*W = 1 or C = 1",
-          "Flatten": "of an NCHW tensor only when H*W = 1 or C = 1",
-          "Squeeze": "as Reshape", "Unsqueeze": "as Reshape"},
+    onnx={"Reshape": "constant shape (an NCHW tensor with spatial extent is transposed to NCHW order first)",
+          "Flatten": "as Reshape", "Squeeze": "as Reshape", "Unsqueeze": "as Reshape"},
 )
 def reshape(ctx, m: Match) -> QTensor:
     """``quantize(reshape(dequantize(x)))`` -> row-major copy into the new shape, requantized if
@@ -20,8 +34,8 @@ def reshape(ctx, m: Match) -> QTensor:
         y.flat[i] = x.flat[i]                     (same quantization)
         y.flat[i] = clamp(MBQM(x.flat[i] - x_zp, M, s) + y_zp)   otherwise
 
-    An NCHW source tensor is NHWC after legalization, so only reshapes that do not mix
-    channels with space (H*W = 1 or C = 1) keep their meaning.
+    An NCHW source tensor is NHWC after legalization: a reshape that mixes channels with space
+    first transposes it back to the model's NCHW order (``layout.to_source_order``).
 
     Before::
 
