@@ -482,3 +482,16 @@ def test_compiled_fully_connected_flattens_nd_input(tmp_path, x_shape):
         got = cm.reference(xin)
         assert got.shape[-1] == n and got.size == want.size
         np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_fused_relu6_clamp_is_computed_in_float32(tmp_path):
+    """MUL with fused RELU6 and output scale 0.8f: 6 / 0.8f is 7.5 in float32 (TFLite clamps
+    at z + 8) but 7.4999999 in double (TVM's importer would clamp at z + 7)."""
+    s_out, z_out = float(np.float32(0.8)), -100
+    model = _binary_model("mul", (1, 64), (1, 64), 0.5, 0, 0.5, 0, s_out, z_out, act="RELU6")
+    xa = np.full((1, 64), 8, np.int8)
+    xb = np.arange(-32, 32, dtype=np.int8).reshape(1, 64)
+    (want,) = run_reference(model, [xa, xb])
+    assert want.max() == z_out + 8
+    cm = _compile(tmp_path, model, "mul_relu6")
+    np.testing.assert_array_equal(_run(cm, [xa, xb]), want)

@@ -11,6 +11,11 @@ Two changes to ``tvm.relax.frontend.tflite.OperatorConverter``:
   ``quantize(where(x >= 0, x, x * alpha))`` with ``x`` and ``alpha`` dequantized (``alpha``
   broadcasts against ``x`` with numpy rules, as TFLite's BroadcastPrelu4DSlow), so the
   legalizer's rule sees the usual pattern.
+* The int8 clamp of fused activations (RELU, RELU6, RELU_N1_TO_1) is TFLite's
+  ``CalculateActivationRangeQuantized``: ``z + (int)round(f / scale)`` with the division in
+  float32 and halves away from zero. TVM divides in double and rounds halves to even, which
+  gives another bound for some scales (6 / 0.8f is 7.4999999 in double, 7.5 in float32:
+  TFLite clamps at z + 8, TVM at z + 7).
 * Shape-only subgraphs are folded at import: the TFLite converter computes reshape
   targets with SHAPE -> STRIDED_SLICE -> PACK (and sometimes CONCATENATION, GATHER,
   arithmetic) on int32 tensors. With static shapes their values are known, so they
@@ -18,6 +23,8 @@ Two changes to ``tvm.relax.frontend.tflite.OperatorConverter``:
   constant shape, as if the converter had folded it.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from tvm import relax
@@ -53,6 +60,19 @@ class TvmFusedTfliteConverter(OperatorConverter):
         a = self.dequantize(self.get_tensor_expr(alpha), alpha)
         y = relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, relax.op.multiply(x, a))
         return self.quantize(y, out)
+
+    def convert_qnn_fused_activation_function(self, expr, fused_activation_fn, scale, zero_point, dtype):
+        from tflite.ActivationFunctionType import ActivationFunctionType as Act
+
+        bounds = {Act.RELU: (0.0, None), Act.RELU6: (0.0, 6.0), Act.RELU_N1_TO_1: (-1.0, 1.0)}
+        if fused_activation_fn not in bounds:
+            return super().convert_qnn_fused_activation_function(expr, fused_activation_fn, scale, zero_point,
+                                                                 dtype)
+        info = np.iinfo(dtype)
+        lo, hi = bounds[fused_activation_fn]
+        q_min = max(int(info.min), tflite_activation_bound(lo, scale, zero_point))
+        q_max = int(info.max) if hi is None else min(int(info.max), tflite_activation_bound(hi, scale, zero_point))
+        return relax.op.clip(expr, min=float(q_min), max=float(q_max))
 
     # ---- shape folding --------------------------------------------------------------
     def _known(self, tensor_wrapper):
@@ -154,6 +174,12 @@ class TvmFusedTfliteConverter(OperatorConverter):
             else:
                 for idx, output_tensor in enumerate(output_tensors):
                     self.exp_tab.set_expr(get_tensor_name(self.subgraph, output_tensor.tensor_idx), ret[idx])
+
+
+def tflite_activation_bound(value: float, scale, zero_point) -> int:
+    """``zero_point + (int32)TfLiteRound(value / scale)``, the division in float32."""
+    v = float(np.float32(value) / np.float32(scale))
+    return int(zero_point) + int(math.copysign(math.floor(abs(v) + 0.5), v))
 
 
 class _NotFoldable(Exception):

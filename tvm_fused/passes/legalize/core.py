@@ -115,13 +115,22 @@ def prim_value(value) -> float:
     raise UnsupportedModelError(f"clip bound {value} is not a constant")
 
 
-def act_range(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
-    """Float activation bounds -> int8 clamp: ``zp + round_half_away(bound / scale)``, within -128..127."""
+def act_range(lo: float, hi: float, scale: float, zp: int, half_even: bool = False) -> tuple[int, int]:
+    """Float activation bounds -> int8 clamp: ``zp + round(bound / scale)``, within -128..127.
+
+    The division is in float32, as TFLite's ``CalculateActivationRangeQuantized`` and
+    onnxruntime's QuantizeLinear do it (in double, 6 / 0.8f is 7.4999999, not 7.5); halves go
+    away from zero (TFLite) or to even (``half_even``: ONNX QuantizeLinear).
+    """
+    def bound(value):
+        q = np.float32(value) / np.float32(scale)
+        return zp + int(np.rint(q) if half_even else round_half_away(q))
+
     act_min, act_max = -128, 127
     if lo > -math.inf:
-        act_min = max(act_min, zp + int(round_half_away(lo / scale)))
+        act_min = max(act_min, bound(lo))
     if hi < math.inf:
-        act_max = min(act_max, zp + int(round_half_away(hi / scale)))
+        act_max = min(act_max, bound(hi))
     return act_min, act_max
 
 
@@ -371,7 +380,7 @@ class Legalizer:
             else:
                 break
             node = prod.args[0]
-        act_min, act_max = act_range(lo, hi, out_scale, out_zp)
+        act_min, act_max = act_range(lo, hi, out_scale, out_zp, half_even=self.source_format == "onnx")
         int_clip = self.take_int_clip(var)
         if int_clip is not None:  # TFLite fused activation: clamp in the kernel
             act_min, act_max = max(act_min, int_clip[0]), min(act_max, int_clip[1])
