@@ -474,14 +474,8 @@ def test_compiled_fully_connected_flattens_nd_input(tmp_path, x_shape):
     b.op("FULLY_CONNECTED", [x, w, bias], [y], "FullyConnectedOptions", fused_activation_function="NONE")
     model = b.build([x], [y])
     cm = _compile(tmp_path, model, "fc_nd")
-    for _ in range(2):
-        xin = rng.integers(-128, 128, x_shape, dtype=np.int8)
-        (want,) = run_reference(model, [xin])
-        # TVM's importer ignores FC's input flattening (keep_num_dims = false) and keeps the
-        # leading dims, (1, 1, 1, 12) for (1, 12): same elements in the same order
-        got = cm.reference(xin)
-        assert got.shape[-1] == n and got.size == want.size
-        np.testing.assert_array_equal(got.reshape(want.shape), want)
+    _assert_compiled_equals_reference(cm, model, [[rng.integers(-128, 128, x_shape, dtype=np.int8)]
+                                                  for _ in range(2)])
 
 
 def test_fused_relu6_clamp_is_computed_in_float32(tmp_path):

@@ -61,6 +61,15 @@ class TvmFusedTfliteConverter(OperatorConverter):
         y = relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, relax.op.multiply(x, a))
         return self.quantize(y, out)
 
+    def convert_fully_connected(self, op):
+        """TVM's conversion keeps an N-D input's leading dims ([1, 1, 1, C] -> [1, 1, 1, N]); TFLite
+        flattens them (keep_num_dims = false): give the result the model's declared output shape."""
+        out = self.bb.normalize(super().convert_fully_connected(op))
+        declared = [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[0])]
+        if [int(d) for d in out.ty.shape] != declared:
+            out = relax.op.reshape(out, declared)
+        return out
+
     def convert_qnn_fused_activation_function(self, expr, fused_activation_fn, scale, zero_point, dtype):
         from tflite.ActivationFunctionType import ActivationFunctionType as Act
 
