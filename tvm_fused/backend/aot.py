@@ -100,8 +100,8 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
             else:
                 call.args.append(("const", len(constants)))
                 param = params[i].name if i < len(params) else f"arg{i}"
-                constants.append(_Constant("", arg.value.numpy(), f"{call.label}: {param}"))
-                constants[-1].name = names.fresh(f"{call.layer}_{param}")
+                constants.append(_Constant(names.fresh(f"{call.layer}_{param}"), arg.value.numpy(),
+                                           f"{call.label}: {param}"))
         call.args.append(("arena", op.output))
         if op.scratch:
             call.args.append(("arena", op.scratch))
@@ -117,13 +117,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
     comments: dict[str, str] = {}
     for gv_name, its_calls in users.items():
         first = its_calls[0]
-        if len(its_calls) == 1:
-            cname = f"{PREFIX}_{first.layer}"
-        else:
-            op = first.op
-            ins = [plan.shapes[t] for t in op.inputs if t is not None]
-            sig = "_".join("x".join(str(d) for d in _drop_batch(s)) for s in ins)
-            cname = f"{PREFIX}_{names.fresh(f'{op.op}_{sig}_to_' + 'x'.join(str(d) for d in _drop_batch(plan.shapes[op.output])))}"
+        cname = f"{PREFIX}_{first.layer if len(its_calls) == 1 else names.fresh(_shape_signature(first.op, plan))}"
         kernels[cname] = mod[gvs[gv_name]]
         n_inputs[cname] = len(first.op.inputs)
         comments[cname] = _kernel_comment(its_calls, plan)
@@ -260,9 +254,14 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
     return CLibrary(files, weights_bytes, len(kernels))
 
 
-def _drop_batch(shape) -> list:
-    dims = [int(d) for d in shape]
-    return dims[1:] if len(dims) > 1 and dims[0] == 1 else dims
+def _shape_signature(op: OpRecord, plan: MemoryPlan) -> str:
+    """``depthwise_conv2d_12x12x96_to_12x12x96``: op and shapes (batch 1 dropped), for a shared kernel."""
+    def dims(tensor):
+        shape = [int(d) for d in plan.shapes[tensor]]
+        return "x".join(str(d) for d in (shape[1:] if len(shape) > 1 and shape[0] == 1 else shape))
+
+    ins = "_".join(dims(t) for t in op.inputs if t is not None)
+    return f"{op.op}_{ins}_to_{dims(op.output)}"
 
 
 def _kernel_comment(calls: list, plan: MemoryPlan) -> str:

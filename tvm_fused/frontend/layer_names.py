@@ -51,10 +51,12 @@ def import_onnx_named(proto) -> tvm.IRModule:
     produced = getattr(importer, "_nodes", {})
     layer_of_tensor: dict[str, str] = {}
     labels: dict = {}
+    taken: set[str] = set()
     for node in proto.graph.node:
-        layer = _onnx_layer(node)
         if node.op_type in _QDQ and node.input and node.input[0] in layer_of_tensor:
             layer = layer_of_tensor[node.input[0]]
+        else:
+            layer = _unique(_onnx_layer(node), taken)
         for out in node.output:
             layer_of_tensor[out] = layer
             expr = produced.get(out)
@@ -120,13 +122,22 @@ def _tflite_layers(tensor_names) -> dict[str, str]:
         scopes[tensor] = parts[-2] if len(parts) >= 2 else None
     scoped = [s for s in scopes.values() if s]
     strip = bool(scoped) and all(re.search(r"_\d+$", s) for s in scoped)
-    layers = {}
+    layers, taken = {}, set()
     for tensor, scope in scopes.items():
         if scope is None:
-            layers[tensor] = identifier(tensor.split(";")[0].split(":")[0])
+            layer = identifier(tensor.split(";")[0].split(":")[0])
         else:
-            layers[tensor] = identifier(re.sub(r"_\d+$", "", scope) if strip else scope)
+            layer = identifier(re.sub(r"_\d+$", "", scope) if strip else scope)
+        layers[tensor] = _unique(layer, taken)  # a layer called twice: name, name_2
     return layers
+
+
+def _unique(name: str, taken: set) -> str:
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}_{n}", n + 1
+    taken.add(unique)
+    return unique
 
 
 # ---------------------------------------------------------------- renaming
@@ -162,11 +173,7 @@ def name_bindings(mod: tvm.IRModule, labels: dict) -> tvm.IRModule:
         if layer is None:
             continue
         hint = layer if primary.get(layer, last[layer]).same_as(b.var) else f"{layer}__{_op_short(b.value)}"
-        name, n = hint, 2
-        while name in used:
-            name, n = f"{hint}_{n}", n + 1
-        used.add(name)
-        names[b.var] = name
+        names[b.var] = _unique(hint, used)
     if not names:
         return mod
     mod = mod.shallow_copy() if hasattr(mod, "shallow_copy") else tvm.IRModule(dict(mod.functions))
