@@ -212,5 +212,6 @@ def test_layer_names_from_tflite_tensor_names():
               "m_1/block_3_add_1/Add", "StatefulPartitionedCall_1:0", "m_1/block_3_add_1/Add;x"]
     assert list(_tflite_layers(keras3).values()) == ["block_3_expand", "block_3_add", "StatefulPartitionedCall_1",
                                                      "block_3_add_2"]
-    mixed = ["model/conv_a/BiasAdd;model/conv_a/Conv2D", "model/dense_1/MatMul", "model/out/Softmax"]
-    assert list(_tflite_layers(mixed).values()) == ["conv_a", "dense_1", "out"]
+    mixed = ["model/conv_a/BiasAdd;model/conv_a/Conv2D", "model/dense_1/MatMul", "model/out/Softmax",
+             "model/upsample/resize/ResizeNearestNeighbor", "head/Sigmoid"]
+    assert list(_tflite_layers(mixed).values()) == ["conv_a", "dense_1", "out", "upsample", "head"]

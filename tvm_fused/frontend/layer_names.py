@@ -12,7 +12,8 @@ which Relax expression each source node produced, and renames the bindings:
 - ONNX ``QuantizeLinear``/``DequantizeLinear`` nodes take the layer of the node
   whose output they (de)quantize, so ``conv_1 -> Q -> DQ`` is one layer ``conv_1``;
 - TFLite tensor names (``model/block_3_expand_relu/Relu6;model/block_3_expand/convolution;...``)
-  are reduced to the layer scope of their main op (``block_3_expand``);
+  are reduced to the layer scope of their main op (``block_3_expand``), the part after the
+  model scope;
 - in each layer the int8 result (its last ``quantize``, or ``astype`` to int8) gets the
   plain layer name, which the legalizer gives the kernel it emits there; the layer's other
   bindings get ``<layer>__<op>``. Names are unique within ``main`` and depend only on the model.
@@ -109,7 +110,8 @@ def import_tflite_named(model, converter=None) -> tvm.IRModule:
 
 
 def _tflite_layers(tensor_names) -> dict[str, str]:
-    """Tensor name -> layer name: the scope of the tensor's main op, model prefix dropped.
+    """Tensor name -> layer name: the layer scope of the tensor's main op (the part after the
+    model scope: ``model/block_3_expand/convolution``, ``model/upsample/resize/ResizeNearestNeighbor``).
 
     Keras 3 exports add a call suffix to every scope (``block_3_expand_1``); when every
     scoped name has one, it is dropped (``block_3_expand``)."""
@@ -122,7 +124,8 @@ def _tflite_layers(tensor_names) -> dict[str, str]:
                 break
         else:
             parts = [p for p in tensor.split(";")[0].split("/") if p]
-        scopes[tensor] = parts[-2] if len(parts) >= 2 else None
+        # model/layer/op[/...] (Keras): the part after the model scope is the layer
+        scopes[tensor] = parts[1] if len(parts) >= 3 else (parts[0] if len(parts) == 2 else None)
     scoped = [s for s in scopes.values() if s]
     strip = bool(scoped) and all(re.search(r"_\d+$", s) for s in scoped)
     layers, taken = {}, set()
