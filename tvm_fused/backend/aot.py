@@ -22,8 +22,8 @@ from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
 # Identifiers of the public interface: no layer may take them.
-_PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "run", "inputs", "outputs", "input_ptr_at",
-                 "output_ptr_at", "input_sizes", "output_sizes", "io_in_arena"}
+_PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "input_ptr_at", "output_ptr_at",
+                 "input_sizes", "output_sizes", "io_in_arena", "run", "inputs", "outputs"}
 _CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t",
           "float64": "double"}
 
@@ -106,8 +106,8 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
             else:
                 call.args.append(("const", len(constants)))
                 param = params[i].name if i < len(params) else f"arg{i}"
-                constants.append(_Constant("", arg.value.numpy(), f"{call.label}: {param}"))
-                constants[-1].name = names.fresh(f"{call.layer}_{param}")
+                constants.append(_Constant(names.fresh(f"{call.layer}_{param}"), arg.value.numpy(),
+                                           f"{call.label}: {param}"))
         call.args.append(("arena", op.output))
         if op.scratch:
             call.args.append(("arena", op.scratch))
@@ -123,13 +123,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
     comments: dict[str, str] = {}
     for gv_name, its_calls in users.items():
         first = its_calls[0]
-        if len(its_calls) == 1:
-            cname = f"{PREFIX}_{first.layer}"
-        else:
-            op = first.op
-            ins = [plan.shapes[t] for t in op.inputs if t is not None]
-            sig = "_".join("x".join(str(d) for d in _drop_batch(s)) for s in ins)
-            cname = f"{PREFIX}_{names.fresh(f'{op.op}_{sig}_to_' + 'x'.join(str(d) for d in _drop_batch(plan.shapes[op.output])))}"
+        cname = f"{PREFIX}_{first.layer if len(its_calls) == 1 else names.fresh(_shape_signature(first.op, plan))}"
         kernels[cname] = mod[gvs[gv_name]]
         n_inputs[cname] = len(first.op.inputs)
         comments[cname] = _kernel_comment(its_calls, plan)
@@ -303,6 +297,16 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
     return CLibrary(files, weights_bytes, len(kernels))
 
 
+def _shape_signature(op: OpRecord, plan: MemoryPlan) -> str:
+    """``depthwise_conv2d_12x12x96_to_12x12x96``: op and shapes (batch 1 dropped), for a shared kernel."""
+    def dims(tensor):
+        shape = [int(d) for d in plan.shapes[tensor]]
+        return "x".join(str(d) for d in (shape[1:] if len(shape) > 1 and shape[0] == 1 else shape))
+
+    ins = "_".join(dims(t) for t in op.inputs if t is not None)
+    return f"{op.op}_{ins}_to_{dims(op.output)}"
+
+
 def c_member_names(names) -> list[str]:
     """C identifiers for tensor names (``serving_default_x:0`` -> ``serving_default_x_0``), unique."""
     out = []
@@ -323,11 +327,6 @@ def _io_tensors(entries, buffer_names, plan) -> list[dict]:
     members = c_member_names(e["name"] for e in entries)
     return [{"entry": e, "member": m, "offset": plan.buffers[b].offset, "size": plan.buffers[b].size}
             for e, m, b in zip(entries, members, buffer_names)]
-
-
-def _drop_batch(shape) -> list:
-    dims = [int(d) for d in shape]
-    return dims[1:] if len(dims) > 1 and dims[0] == 1 else dims
 
 
 def _kernel_comment(calls: list, plan: MemoryPlan) -> str:
