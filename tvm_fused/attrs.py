@@ -80,6 +80,10 @@ class KernelParams(tvm_ffi.Object):
                                 fields=to_ffi_value(dataclasses.asdict(params)))
         return KernelParams(kind=kind, params_type="", fields=to_ffi_value(dict(params)))
 
+    def __str__(self) -> str:
+        # JSON of the fields: code that reads ``str(attrs["tvm_fused.params"])`` as JSON keeps working
+        return json.dumps(from_ffi_value(self.fields, list))
+
     def to_python(self):
         """The parameter dataclass again (or a dict if it was one), with tuples for sequences."""
         values = from_ffi_value(self.fields)
@@ -133,6 +137,9 @@ class ModelIO(tvm_ffi.Object):
 
     def to_dict(self) -> dict:
         return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_dict())  # as KernelParams.__str__
 
 
 def model_io(func) -> dict:

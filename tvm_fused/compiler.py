@@ -139,7 +139,6 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     from . import frontend, validate
     from .backend import generate_c
     from .passes.boundary import pass_done_hook
-    from .passes.fuse_pass import check_fuse
     from .pipeline import tvm_fused_pipeline
 
     opts = validate.compile_options(board, fuse, ram_budget, latency_budget, fuse_objective)  # before any work
@@ -149,8 +148,6 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         validate.model_file(model)
     t0 = time.perf_counter()
     target = get_board(board)
-    fuse = check_fuse(fuse)
-    budget = ram_budget  # parsed by validate.compile_options
     prog = _Progress(progress)
     imported = prog.step("import", frontend.load, model, name)
     pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective)
@@ -161,7 +158,12 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         pass_done_hook.reset(token)
     plan = pipeline.phases["memory plan"].plan
     fuse_info = pipeline.phases["fuse"].report_entry
+    if plan is None or fuse_info is None:
+        skipped = [p.info.name for p in pipeline.phases.values() if getattr(p, "seconds", None) is None]
+        raise TvmFusedError(f"{'the pass' if len(skipped) == 1 else 'the passes'} {', '.join(skipped)} did not run (disabled in the caller's PassContext?); "
+                            "tvm_fused.compile needs all three: remove them from disabled_pass")
     io = model_io(mod["main"])
+    budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
         peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
         where = f"; the peak is at op {peak_op.index} '{peak_op.name}' ({plan.live_bytes[peak_op.index]} bytes " \

@@ -32,7 +32,7 @@ PIPELINE_NAME = "tvm_fused"
 class Pipeline(tvm.transform.Sequential):
     """A ``Sequential`` whose call re-raises our exceptions (and KeyboardInterrupt) with their
     own type, message and cause instead of TVM's ``RuntimeError`` (see ``passes.boundary``).
-    ``passes`` holds the pass objects by phase name, to read their results (``plan``, ``report_entry``)."""
+    ``phases`` holds the pass objects by phase name, to read their results (``plan``, ``report_entry``)."""
 
     def __init__(self, phases: dict, name: str = PIPELINE_NAME):
         super().__init__(list(phases.values()), opt_level=0, name=name)

@@ -6,19 +6,10 @@ import json
 import tvm
 
 from ..attrs import FUSION_ATTR, OP_ATTR, PARAMS_ATTR, FusionDecision, KernelParams, to_ffi_value
-from ..errors import FusionError
+from .. import validate
 from .boundary import guarded
 
 _CHAINS_JSON_ATTR = "tvm_fused.fused_chains"  # written by fuse_conv_chains; carried by FusionDecision instead
-
-
-def check_fuse(fuse):
-    """``fuse`` as "none" | "auto" | a non-negative int, or FusionError."""
-    if isinstance(fuse, str) and fuse in ("none", "auto"):
-        return fuse
-    if isinstance(fuse, bool) or not (isinstance(fuse, int) or str(fuse).isdigit()):
-        raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
-    return int(fuse)
 
 
 @tvm.transform.module_pass(opt_level=0, name="tvm_fused.FuseConvChains")
@@ -34,10 +25,10 @@ class FuseConvChainsPass:
     """
 
     def __init__(self, fuse="none", ram_budget=None, latency_budget=None, objective: str = "arena"):
-        self.fuse = check_fuse(fuse)
-        self.ram_budget = ram_budget
-        self.latency_budget = latency_budget
-        self.objective = objective
+        self.fuse = validate.fuse_setting(fuse)
+        self.ram_budget = validate.ram_budget(ram_budget)
+        self.latency_budget = validate.latency_budget(latency_budget)
+        self.objective = validate.fuse_objective(objective)
         self.report_entry: dict | None = None  # the report's "fuse" entry
 
     @guarded("fuse")

@@ -282,7 +282,7 @@ class Legalizer:
     # ------------------------------------------------------------------ walk
     def _visit(self, var, value):
         name = op_name(value)
-        self.layer = var.name  # a kernel emitted here is named after this binding (frontend.layer_names)
+        self.layer = var.name  # a kernel emitted here is named after this binding
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
         if isinstance(value, relax.TupleGetItem):  # a field of an int8 tuple-valued op (TFLite SPLIT)
