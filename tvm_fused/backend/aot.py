@@ -12,6 +12,7 @@ import tvm
 from tvm import relax, tirx
 
 from ..passes.memory_plan import MemoryPlan
+from ..schedules import dsp
 from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
@@ -168,6 +169,8 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
         "src/weights.c": "\n".join(weights),
         "src/arena.c": arena,
     }
+    if dsp.uses_header(kernel_src):
+        files[f"include/{dsp.HEADER_NAME}"] = dsp.HEADER
     return CLibrary(files, weights_bytes, len(kernels))
 
 

@@ -19,7 +19,7 @@ from ..schedules import (
     RequantizeParams,
     add_int8,
     avg_pool_int8,
-    conv2d_nhwc_int8,
+    conv2d_int8,
     dense_int8,
     mean_params,
     pad_int8,
@@ -448,8 +448,8 @@ class _Legalizer:
         w = np.ascontiguousarray(w_hwio[:, :, 0, :] if depthwise else w_hwio).astype(np.int8)
         b = self._bias_vector(bias, cout, data.scale, w_scale)
         kind = "depthwise_conv2d" if depthwise else ("conv2d_1x1" if (kh, kw) == (1, 1) else "conv2d")
-        func = conv2d_nhwc_int8(p)
-        consts = [relax.const(w), relax.const(b), relax.const(mult), relax.const(shift)]
+        func, packed = conv2d_int8(p, w, b, mult, shift)  # constants in the micro-kernel's layout
+        consts = [relax.const(c) for c in packed]
         return self._emit(kind, func, [data.var, *consts], p.out_shape, out, data_layout, p, macs=p.macs)
 
     def _lower_dense(self, matmul, bias, out):
@@ -465,9 +465,9 @@ class _Legalizer:
         p = DenseParams(data.shape[0], k, m, data.zero_point, zp, act_min, act_max)
         mult, shift = quantize_multipliers((data.scale * w_scale) / scale)
         b = self._bias_vector(bias, m, data.scale, w_scale)
-        consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b),
-                  relax.const(mult), relax.const(shift)]
-        return self._emit("dense", dense_int8(p), [data.var, *consts], (p.batch, m), out, "", p, macs=p.macs)
+        func, packed = dense_int8(p, weight.values, b, mult, shift)  # constants in the micro-kernel's layout
+        consts = [relax.const(c) for c in packed]
+        return self._emit("dense", func, [data.var, *consts], (p.batch, m), out, "", p, macs=p.macs)
 
     # ---- pooling, reshape, pad
     def _lower_mean(self, mean, out, out_src_shape):
