@@ -33,13 +33,14 @@ class GemmConfig:
 class DepthwiseConfig:
     """Depthwise conv: 4 channels per SXTB16 pair, one SMLABB/SMLATT per channel and tap.
 
-    ``pixel_block`` output pixels share each loaded weight pair."""
+    ``unroll_groups``: channel groups of 4 computed per loop iteration (their taps interleave
+    for the scheduler; 1 = a plain loop over groups)."""
 
-    pixel_block: int = 1
+    unroll_groups: int = 1
 
     @staticmethod
     def space():
-        return {"pixel_block": [1, 2]}
+        return {"unroll_groups": [1, 2]}
 
 
 def candidates(config_cls):

@@ -96,7 +96,9 @@ def conv_task(p: Conv2DParams, x, w8, w32, table, out, acc, config=None):
 
 def acc_words(p: Conv2DParams, config=None) -> int:
     config = config or default_config(p)
-    return 4 if p.depthwise else max(1, config.pixel_block * config.channel_block)
+    if p.depthwise:
+        return 4 * max(1, config.unroll_groups)
+    return max(1, config.pixel_block * config.channel_block)
 
 
 def is_pointwise(p: Conv2DParams) -> bool:

@@ -66,33 +66,44 @@ class DepthwiseTask:
                 conds += [ix >= 0, ix < in_w]
             return tirx.all(*conds) if conds else None
 
-        if self.groups:
-            with T.serial(0, self.groups) as g:
-                c0 = g * 4
-                for k in range(4):
-                    T.buffer_store(acc, t[c0 + k], [k])
-                for ky in range(kh):
-                    for kx in range(kw):
-                        ix = xx * sw - pl + kx
-                        ok = _fold(valid(ky, ix))
-                        if ok is False:  # a padded tap known at compile time: both pairs are (zp, zp)
-                            x02 = x13 = zp_pair
-                        else:
-                            word = dsp.load_s8x4(self.x[row_base(ky) + ix * c + c0])
-                            # not bound to a local: TIR may fold the select to a constant later and
-                            # leave an unused variable behind; gcc merges the two loads
-                            xw = word if ok is True else tirx.if_then_else(ok, word, zp4)
-                            x02, x13 = T.bind(dsp.sxtb16(xw)), T.bind(dsp.sxtb16_ror8(xw))
-                        tap = ky * kw + kx
-                        w02 = T.bind(self.w32[(g * taps + tap) * 2])
-                        w13 = T.bind(self.w32[(g * taps + tap) * 2 + 1])
-                        T.buffer_store(acc, dsp.smlabb(x02, w02, acc[0]), [0])
-                        T.buffer_store(acc, dsp.smlatt(x02, w02, acc[2]), [2])
-                        T.buffer_store(acc, dsp.smlabb(x13, w13, acc[1]), [1])
-                        T.buffer_store(acc, dsp.smlatt(x13, w13, acc[3]), [3])
-                for k in range(4):
-                    value = epilogue(acc[k], t, c, c0 + k, p.out_zp, p.act_min, p.act_max)
-                    self.out.store(value, out_addr + c0 + k)
+        def group(g, slot):
+            c0, a0 = g * 4, slot * 4
+            for k in range(4):
+                T.buffer_store(acc, t[c0 + k], [a0 + k])
+            for ky in range(kh):
+                for kx in range(kw):
+                    ix = xx * sw - pl + kx
+                    ok = _fold(valid(ky, ix))
+                    if ok is False:  # a padded tap known at compile time: both pairs are (zp, zp)
+                        x02 = x13 = zp_pair
+                    else:
+                        word = dsp.load_s8x4(self.x[row_base(ky) + ix * c + c0])
+                        # not bound to a local: TIR may fold the select to a constant later and
+                        # leave an unused variable behind; gcc merges the two loads
+                        xw = word if ok is True else tirx.if_then_else(ok, word, zp4)
+                        x02, x13 = T.bind(dsp.sxtb16(xw)), T.bind(dsp.sxtb16_ror8(xw))
+                    tap = ky * kw + kx
+                    w02 = T.bind(self.w32[(g * taps + tap) * 2])
+                    w13 = T.bind(self.w32[(g * taps + tap) * 2 + 1])
+                    T.buffer_store(acc, dsp.smlabb(x02, w02, acc[a0]), [a0])
+                    T.buffer_store(acc, dsp.smlatt(x02, w02, acc[a0 + 2]), [a0 + 2])
+                    T.buffer_store(acc, dsp.smlabb(x13, w13, acc[a0 + 1]), [a0 + 1])
+                    T.buffer_store(acc, dsp.smlatt(x13, w13, acc[a0 + 3]), [a0 + 3])
+            for k in range(4):
+                value = epilogue(acc[a0 + k], t, c, c0 + k, p.out_zp, p.act_min, p.act_max)
+                self.out.store(value, out_addr + c0 + k)
+
+        unroll = max(1, min(self.cfg.unroll_groups, self.groups))
+        full, rest = divmod(self.groups, unroll)
+        if full == 1:
+            for u in range(unroll):
+                group(u, u)
+        elif full:
+            with T.serial(0, full) as gb:
+                for u in range(unroll):
+                    group(gb * unroll + u, u)
+        for u in range(rest):
+            group(full * unroll + u, u)
         if c % 4:
             with T.serial(self.groups * 4, c) as ch:
                 T.buffer_store(acc, t[ch], [0])

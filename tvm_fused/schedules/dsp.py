@@ -233,22 +233,35 @@ static inline int32_t tvmf_smlatt(int32_t a, int32_t b, int32_t acc) {
 #endif
 
 /* TFLite MultiplyByQuantizedMultiplier (double rounding), M in [0, 2^31), bit-exact with
- * tvm_fused/schedules/fixed_point.py. For shift <= 0 (e = -shift):
- *   e == 0: (acc*M + 2^30) >> 31
- *   e >= 1: (acc*M + 2^30 + 2^(30+e) - (acc*M < 0 ? 2^31 : 0)) >> (31 + e)
+ * tvm_fused/schedules/fixed_point.py. With p = acc * M and, for shift <= 0, e = -shift:
+ *   e == 0: (p + 2^30) >> 31
+ *   e >= 1: (p + 2^30 + 2^(30+e) - (p < 0 ? 2^31 : 0)) >> (31 + e)
  * i.e. SaturatingRoundingDoublingHighMul then RoundingDivideByPOT folded into one floor
- * division (floor(floor(y/a)/b) == floor(y/(ab))): one SMULL, a 64-bit add, one 32-bit shift. */
+ * division (floor(floor(y/a)/b) == floor(y/(ab)); TFLite's "x < 0" threshold bump only
+ * matters where p < -2^30, and p < 0 gives the same floor there). For e >= 2 (almost every
+ * conv channel) 2^(30+e) only touches the high word: SMULL, a 64-bit add, two 32-bit ops. */
 static inline int32_t tvmf_requantize(int32_t acc, int32_t mult, int32_t shift) {
-  if (shift > 0) { /* rare: scale > 1; the reference's int64 formula, verbatim */
+  int64_t p = (int64_t)acc * mult;
+  if (__builtin_expect(shift <= -2, 1)) {
+    int32_t e = -shift;
+    /* + (p < 0 ? -2^30 : 2^30), branch-free: the sign word selects bit 31 of the addend */
+    int32_t sign = (int32_t)(uint32_t)((uint64_t)p >> 32) >> 31;
+    int32_t k = (int32_t)(0x40000000u | ((uint32_t)sign & 0x80000000u));
+    uint64_t y = (uint64_t)p + (uint64_t)(int64_t)k;
+    /* |p| < 2^62, so the high word is below 2^30 in magnitude and the sum cannot overflow */
+    int32_t hi = (int32_t)(uint32_t)(y >> 32) + (int32_t)(1u << (e - 2));
+    return hi >> (e - 1);
+  }
+  if (shift == 0) return (int32_t)((p + ((int64_t)1 << 30)) >> 31);
+  if (shift == -1) {
+    uint64_t add = ((uint64_t)1 << 30) + ((uint64_t)1 << 31) - (p < 0 ? ((uint64_t)1 << 31) : 0);
+    return (int32_t)(((uint64_t)p + add) >> 32);
+  }
+  { /* shift > 0, rare: scale > 1; the reference's int64 formula, verbatim */
     int64_t prod = (int64_t)(((uint64_t)(int64_t)acc << shift) * (uint64_t)(int64_t)mult);
     int64_t nudge = prod >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
     return (int32_t)((int64_t)((uint64_t)prod + (uint64_t)nudge) / ((int64_t)1 << 31));
   }
-  int64_t p = (int64_t)acc * mult;
-  if (shift == 0) return (int32_t)((p + ((int64_t)1 << 30)) >> 31);
-  int32_t e = -shift;
-  uint64_t add = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + e)) - (p < 0 ? ((uint64_t)1 << 31) : 0);
-  return (int32_t)(((uint64_t)p + add) >> 32) >> (e - 1);
 }
 
 #endif

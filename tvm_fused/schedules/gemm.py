@@ -43,7 +43,12 @@ class Operand:
 
 
 def epilogue(acc, table: Operand, oc_total: int, o, out_zp: int, act_min: int, act_max: int):
-    """int8 output from an int32 accumulator (bias already in): requantize, + zp, clamp, cast."""
+    """int8 output from an int32 accumulator (bias already in): requantize, + zp, clamp, cast.
+
+    The accumulator is first bound to a fresh local: TVM's C codegen reuses the temporary of
+    an identical earlier expression text in an enclosing scope (for the min/max operands),
+    which would read a stale ``acc[0]`` of another pixel."""
+    acc = T.bind(acc)
     y = dsp.requantize(acc, table[oc_total + o], table[2 * oc_total + o]) + out_zp
     return tirx.max(tirx.min(y, act_max), act_min).astype("int8")
 
