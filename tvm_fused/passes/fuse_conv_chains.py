@@ -8,7 +8,7 @@ import tvm
 from tvm import relax
 
 from ..errors import FusionError
-from ..schedules.fused_chain import ChainLayer, fused_chain_kernel
+from ..schedules.fused_chain import ChainLayer, fused_chain_kernel, plan_chain
 from .conv_chains import CONV_KINDS, find_chains, kernel_calls
 from .legalize_qdq import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR
 
@@ -26,7 +26,7 @@ def _chain_layers(calls):
         if c.kind == "add":
             layers.append(ChainLayer("add", c.params, [tensor_id[a] for a in c.arg_names]))
         else:
-            # the kernel's constants, already in its micro-kernel layout (schedules/layout.py)
+            # the kernel's constants, already in its micro-kernel layout (schedules/weight_layout.py)
             w8, w32, table = [_const(a) for a in c.call.args[1].fields[1:]]
             layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]], w_len, t_len + w32.size,
                                      wide_offset=t_len))
@@ -86,6 +86,8 @@ class FuseConvChains:
                             mapping[var.name] = bb.emit(new, var.name)
                         elif isinstance(value, relax.Var):
                             mapping[var.name] = sub(value)
+                        elif isinstance(value, relax.Tuple):  # several model outputs
+                            mapping[var.name] = bb.emit(relax.Tuple([sub(f) for f in value.fields]))
                 result = sub(old.body.body)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
@@ -113,6 +115,10 @@ class FuseConvChains:
             "scratch_bytes": geometry.scratch_bytes,
             "unfused_intermediate_bytes": int(sum(int(np.prod(s)) for s in geometry.shapes[1:-1])),
             "macs": macs,
+            # row schedule facts for in-place proofs (passes/inplace.py: chain_access)
+            "first_window": list(layers[0].window),
+            "steps": geometry.steps,
+            "out_row_step": geometry.out_row_step,
         }
         func = func.with_attrs({OP_ATTR: "fused_chain", MACS_ATTR: macs, PARAMS_ATTR: json.dumps(summary)})
         gv = bb.add_func(func.without_attr("global_symbol"), "fused_chain")
@@ -132,8 +138,9 @@ def select_first_blocks(mod: tvm.IRModule, n: int) -> list[list[str]]:
     """Runs covering the first ``n`` fusable blocks (one run per chain touched)."""
     blocks = fusable_blocks(mod)
     if n > len(blocks):
+        why = _why_no_blocks(mod) if not blocks else "stem conv and inverted residual blocks"
         raise FusionError(f"--fuse {n}: this model has only {len(blocks)} fusable blocks "
-                          f"(stem conv and inverted residual blocks); use 0..{len(blocks)} or auto")
+                          f"({why}); use 0..{len(blocks)} or auto")
     runs: dict[int, list[str]] = {}
     for ci, block in blocks[:n]:
         runs.setdefault(ci, []).extend(c.name for c in block)
@@ -157,14 +164,167 @@ def estimated_latency_ratio(mod: tvm.IRModule, fused_macs: int) -> float:
 OBJECTIVES = ("arena", "arena_without_input")
 
 
+def _geometry_layers(calls):
+    """ChainLayers (no weights) of a run: enough for ``plan_chain``'s ring sizes."""
+    tensor_id = {calls[0].arg_names[0]: 0}
+    layers = []
+    for k, c in enumerate(calls):
+        if c.kind == "add":
+            layers.append(ChainLayer("add", c.params, [tensor_id[a] for a in c.arg_names]))
+        else:
+            layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]]))
+        tensor_id[c.name] = k + 1
+    return layers
+
+
+class FusionSearch:
+    """Which runs of blocks to fuse: the segmentation of the op sequence that minimises the
+    estimated peak, then the estimated instructions, under a latency budget.
+
+    Every op outside a fused run costs its unfused live bytes less the best in-place saving
+    at that op (``inplace.py``); a fused run of blocks ``i..j`` costs its input + ring
+    scratch (``plan_chain``) + output + tensors alive across it, less the in-place saving
+    of its output over its input. For a peak bound P, the cheapest segmentation whose every
+    segment stays <= P is a shortest path over blocks (fused run: ``FUSED_OVERHEAD_PER_MAC``
+    x its MACs / total MACs; unfused block: 0). The smallest P whose cheapest segmentation
+    meets the budget wins; the few best are then planned for real (``plan_fn``)."""
+
+    def __init__(self, mod, objective="arena"):
+        from .inplace import best_delta, chain_access
+        from .memory_plan import _find_aliases, plan_memory
+
+        self.mod = mod
+        self.blocks = fusable_blocks(mod)  # [(chain index, calls)]
+        plan = plan_memory(mod, inplace=False)
+        self.plan = plan
+        skip = set(plan.input_names) if objective == "arena_without_input" else set()
+        bufs = [b for b in plan.buffers.values() if b.name not in skip]
+        self.bufs = bufs
+        sizes = {b.name: b.size for b in plan.buffers.values()}
+        first = {b.name: b.first_use for b in plan.buffers.values()}
+        last = {b.name: b.last_use for b in plan.buffers.values()}
+        saving = {}
+        for a in _find_aliases(plan.ops, plan.shapes, sizes, first, last, plan.output_name, exclude=skip):
+            saving[first[a.out]] = a.saved
+        self.op_cost = [sum(b.size for b in bufs if b.first_use <= i <= b.last_use) - saving.get(i, 0)
+                        for i in range(len(plan.ops))]
+        self.total_macs = sum(c.params.macs for c in kernel_calls(mod) if c.kind in CONV_KINDS) or 1
+        self.op_index = {op.output: op.index for op in plan.ops}
+        self.skip, self.sizes, self.first, self.last = skip, sizes, first, last
+        self._best_delta, self._chain_access = best_delta, chain_access
+        self._runs = {}
+
+    def block_ops(self, k):
+        return [self.op_index[c.name] for c in self.blocks[k][1]]
+
+    def run(self, i, j):
+        """(estimated peak, MACs) of fusing blocks i..j (one chain), or None if not fusable."""
+        key = (i, j)
+        if key not in self._runs:
+            self._runs[key] = self._run(i, j)
+        return self._runs[key]
+
+    def _run(self, i, j):
+        if self.blocks[i][0] != self.blocks[j][0]:
+            return None
+        calls = [c for k in range(i, j + 1) for c in self.blocks[k][1]]
+        if len(calls) < 2 or not any(c.kind in CONV_KINDS for c in calls):
+            return None
+        geometry = plan_chain(tuple(int(d) for d in calls[0].tensor_args[0].ty.shape), _geometry_layers(calls))
+        a, b = self.op_index[calls[0].name], self.op_index[calls[-1].name]
+        x, y = calls[0].arg_names[0], calls[-1].name
+        across = sum(buf.size for buf in self.bufs
+                     if buf.first_use < a and buf.last_use > b and buf.name != x)
+        in_bytes = 0 if x in self.skip else self.sizes[x]
+        saved = 0
+        if in_bytes and self.last[x] <= b:
+            layers = _geometry_layers(calls)
+            acc = self._chain_access(self.plan.shapes[x], self.plan.shapes[y], list(layers[0].window),
+                                     geometry.out_row_step, geometry.steps)
+            found = self._best_delta(acc)
+            saved = found[1] if found else 0
+        elif self.last.get(x, -1) > b:
+            across += 0  # the run input stays alive after the run: counted by in_bytes already
+        peak = in_bytes + geometry.scratch_bytes + self.sizes[y] + across - saved
+        macs = sum(c.params.macs for c in calls if c.kind in CONV_KINDS)
+        return peak, macs
+
+    def cheapest(self, bound):
+        """Min-overhead segmentation with every segment's estimated peak <= bound, or None."""
+        n = len(self.blocks)
+        in_block = {op for k in range(n) for op in self.block_ops(k)}
+        if any(c > bound for i, c in enumerate(self.op_cost) if i not in in_block):
+            return None
+        inf = float("inf")
+        best = [inf] * (n + 1)
+        choice = [None] * (n + 1)
+        best[0] = 0.0
+        for k in range(1, n + 1):
+            if best[k - 1] < inf and all(self.op_cost[o] <= bound for o in self.block_ops(k - 1)):
+                best[k], choice[k] = best[k - 1], None
+            for i in range(k - 1, -1, -1):
+                if best[i] == inf:
+                    continue
+                r = self.run(i, k - 1)
+                if r is None:
+                    if self.blocks[i][0] != self.blocks[k - 1][0]:
+                        break
+                    continue
+                cost = best[i] + FUSED_OVERHEAD_PER_MAC * r[1] / self.total_macs
+                if r[0] <= bound and cost < best[k] - 1e-12:
+                    best[k], choice[k] = cost, i
+        if best[n] == inf:
+            return None
+        runs, k = [], n
+        while k > 0:
+            if choice[k] is None:
+                k -= 1
+            else:
+                runs.append((choice[k], k - 1))
+                k = choice[k]
+        return 1.0 + best[n], sorted(runs)
+
+    def candidates(self, latency_budget=None, count=4):
+        """Up to ``count`` distinct segmentations, smallest estimated peak first:
+        [(estimated peak, estimated latency ratio, [(first block, last block), ...])]."""
+        n = len(self.blocks)
+        bounds = set(self.op_cost)
+        for i in range(n):
+            for j in range(i, n):
+                r = self.run(i, j)
+                if r is not None:
+                    bounds.add(r[0])
+        out, seen = [], set()
+        for bound in sorted(bounds):
+            found = self.cheapest(bound)
+            if found is None:
+                continue
+            ratio, runs = found
+            if latency_budget is not None and ratio > latency_budget:
+                continue
+            key = tuple(runs)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((bound, ratio, runs))
+            if len(out) >= count:
+                break
+        return out
+
+    def names(self, runs):
+        return [[c.name for k in range(i, j + 1) for c in self.blocks[k][1]] for i, j in runs]
+
+
 def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, latency_budget=None,
                      objective: str = "arena"):
     """Apply ``fuse`` = "none" | "auto" | N; returns (module, report entry).
 
-    ``latency_budget`` (auto only): the largest estimated fused/unfused instruction
-    ratio accepted, e.g. 1.05. ``objective`` (auto only): minimise the whole arena
-    (default: what the chip needs) or the arena without the model input (the scope
-    MCUNetV2 and msf-CNN report, where the input is an I/O buffer of its own)."""
+    ``auto``: ``FusionSearch`` picks runs of blocks anywhere in the network (several
+    chains, or the whole trunk as one) minimising the arena; ``latency_budget``: the
+    largest estimated fused/unfused instruction ratio accepted, e.g. 1.05. ``objective``
+    (auto only): minimise the whole arena (default: what the chip needs) or the arena
+    without the model input (the scope MCUNetV2 and msf-CNN report, where the input is an
+    I/O buffer of its own). ``N``: the first N fusable blocks."""
     if objective not in OBJECTIVES:
         raise FusionError(f"fuse objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
 
@@ -183,29 +343,27 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
     info["peak_op_unfused"] = _peak_op(base)
     if fuse == "auto":
         if not blocks:
-            info["explanation"] = "nothing to fuse: no chain of convolutions in this model; compiled unchanged"
+            info["explanation"] = f"nothing to fuse: {_why_no_blocks(mod)}; compiled unchanged"
             return mod, info
-        best = (cost(base), 0, mod, base)
-        skipped_for_latency = 0
-        for n in range(1, len(blocks) + 1):
-            fused_macs = sum(c.params.macs for _, block in blocks[:n] for c in block if c.kind in CONV_KINDS)
-            if latency_budget is not None and estimated_latency_ratio(mod, fused_macs) > latency_budget:
-                skipped_for_latency += 1
-                continue
-            cand = FuseConvChains(select_first_blocks(mod, n))(mod)
+        search = FusionSearch(mod, objective)
+        best = (cost(base), [], mod, base)
+        cands = search.candidates(latency_budget)
+        for _, _, runs in cands:
+            cand = FuseConvChains(search.names(runs))(mod)
             plan = plan_fn(cand)
             if cost(plan) < best[0]:
-                best = (cost(plan), n, cand, plan)
+                best = (cost(plan), runs, cand, plan)
         if latency_budget is not None:
             info["latency_budget"] = latency_budget
-            info["candidates_over_latency_budget"] = skipped_for_latency
-        _, n, new_mod, plan = best
+        _, runs, new_mod, plan = best
         arena = plan.arena_bytes
         info["objective"] = objective
-        info["blocks_fused"] = n
+        info["blocks_fused"] = sum(j - i + 1 for i, j in runs)
+        info["runs"] = [[i, j] for i, j in runs]
+        where = ", ".join(f"{i}..{j}" if j > i else f"{i}" for i, j in runs)
         info["explanation"] = (
-            f"fused the first {n} of {len(blocks)} blocks: arena {base.arena_bytes} -> {arena} bytes; "
-            f"the peak is now at {_peak_op(plan)}" if n else
+            f"fused blocks {where} of {len(blocks)} ({len(runs)} chain{'s' if len(runs) != 1 else ''}): "
+            f"arena {base.arena_bytes} -> {arena} bytes; the peak is now at {_peak_op(plan)}" if runs else
             f"no fusion lowers the arena below {base.arena_bytes} bytes (peak at {_peak_op(base)})"
             + (f" within the latency budget {latency_budget}" if latency_budget is not None else "") + "; unchanged")
     else:
@@ -221,6 +379,19 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
     info["estimated_latency_ratio"] = round(
         estimated_latency_ratio(mod, sum(c["macs"] for c in info["chains"])), 4)
     return new_mod, info
+
+
+def _why_no_blocks(mod) -> str:
+    """Why a model has no fusable block: the real cause, e.g. a batch > 1."""
+    attrs = mod["main"].attrs
+    from ..attrs import model_io
+
+    io = model_io(mod["main"]) if attrs is not None and IO_ATTR in attrs else {"inputs": []}
+    dims = io["inputs"][0]["shape"] if io["inputs"] else []
+    if len(dims) == 4 and dims[0] != 1:
+        return (f"the input batch is {dims[0] if dims[0] is not None else 'dynamic'}, and fused chains are built "
+                "for batch 1 (export the model with batch 1)")
+    return "no chain of convolutions in this model"
 
 
 def _peak_op(plan) -> str:

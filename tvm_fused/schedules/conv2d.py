@@ -20,7 +20,7 @@ from .common import MAX_REDUCTION
 from .config import DepthwiseConfig, GemmConfig
 from .depthwise import DepthwiseTask
 from .gemm import GemmTask, Operand, conv_row
-from .layout import pack_conv
+from .weight_layout import pack_conv
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def conv2d_int8(p: Conv2DParams, weight, bias, mult, shift, config=None, name: s
     """Fast kernel + its constants: ``(PrimFunc(data, w8, w32, table, out), [w8, w32, table])``.
 
     ``weight`` is HWIO (HWC if depthwise) int8; the constants come out in the layout the
-    micro-kernel reads (``layout.pack_conv``). ``config``: GemmConfig (regular conv) or
+    micro-kernel reads (``weight_layout.pack_conv``). ``config``: GemmConfig (regular conv) or
     DepthwiseConfig; None = the defaults."""
     consts = pack_conv(p, weight, bias, mult, shift)
     return conv2d_kernel(p, consts[0].size, consts[1].size, config, name), consts
@@ -126,7 +126,7 @@ def conv_rows(p: Conv2DParams, task, y, in_base, out_base):
 
 
 def conv2d_kernel(p: Conv2DParams, w8_len: int, w32_len: int, config=None, name: str = "conv2d"):
-    """PrimFunc(data, w8, w32, table, out) for constants laid out by ``layout.pack_conv``."""
+    """PrimFunc(data, w8, w32, table, out) for constants laid out by ``weight_layout.pack_conv``."""
     check_conv(p)
     n, h, w, c = p.in_shape
     _, oh, ow, oc = p.out_shape

@@ -14,7 +14,7 @@ from tvm.tirx.script.builder import ir as T
 from .common import MAX_REDUCTION
 from .config import GemmConfig
 from .gemm import GemmTask, Operand
-from .layout import pack_dense
+from .weight_layout import pack_dense
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Per output pixel and group of 4 channels, for every tap: one word of 4 input channels
 is split by SXTB16 into the int16 pairs (c0, c2) and (c1, c3); the weights are stored
-offline in the same pairs (``layout.pack_depthwise_pairs``), so
+offline in the same pairs (``weight_layout.pack_depthwise_pairs``), so
 
     acc_c0 = SMLABB(x02, w02, acc_c0); acc_c2 = SMLATT(x02, w02, acc_c2)
     acc_c1 = SMLABB(x13, w13, acc_c1); acc_c3 = SMLATT(x13, w13, acc_c3)

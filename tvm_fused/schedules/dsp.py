@@ -191,7 +191,7 @@ HEADER = r"""/* tvm_fused_dsp.h: Cortex-M7 DSP intrinsics used by the generated 
 #endif
 
 /* four int8 as one little-endian word (unaligned access is fine on Cortex-M7: one LDR) */
-static inline int32_t tvmf_load_s8x4(int8_t* p) {
+static inline int32_t tvmf_load_s8x4(const int8_t* p) {
   int32_t w;
   memcpy(&w, p, 4);
   return w;

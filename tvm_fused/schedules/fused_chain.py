@@ -5,10 +5,11 @@ Tensors of the chain: ``t = 0`` is the chain input (a full tensor in the arena),
 (full, in the arena). Every other tensor lives in a ring buffer of ``ring_rows``
 rows inside the kernel's scratch, so the big expanded tensors never exist whole.
 
-Schedule (eager push): each step computes the next row of the first layer, then
-every later layer, in order, computes all rows its inputs now allow
-(``done + 1 .. ready``). Rows leave a ring as soon as no consumer's window needs
-them, so a ring holds about one kernel window of rows. Each row of each tensor is
+Schedule (push, one row per layer per step): each step computes the next row of
+the first layer, then every later layer, in order, computes the next row its
+inputs allow (``done + 1`` if ``<= ready``); after the first layer's last row the
+steps go on until the output is complete. Rows leave a ring as soon as no
+consumer's window needs them, so a ring holds one kernel window of rows. Each row of each tensor is
 computed exactly once (no recomputation, unlike patch-based inference), and each
 element by the same integer expression as the unfused kernel, so fused and
 unfused outputs are bit-identical.
@@ -35,7 +36,7 @@ class ChainLayer:
     kind: str  # "conv" | "add"
     params: Conv2DParams | AddParams
     inputs: list  # tensor ids: [t] for conv, [a, b] for add
-    weight_offset: int = 0  # into the chain's int8 constant blob: w8 (layout.pack_conv)
+    weight_offset: int = 0  # into the chain's int8 constant blob: w8 (weight_layout.pack_conv)
     table_offset: int = 0  # into the int32 blob: folded bias, multiplier, shift (C_out each)
     wide_offset: int = 0  # into the int32 blob: w32 (depthwise weight pairs)
 
@@ -56,6 +57,8 @@ class ChainGeometry:
     ring_rows: list = field(default_factory=list)  # per tensor (0 for the chain input/output)
     ring_offset: list = field(default_factory=list)
     scratch_bytes: int = 0
+    steps: int = 0  # row steps of the schedule (layer 0's rows, then the drain)
+    out_row_step: list = field(default_factory=list)  # the step writing each chain output row
 
 
 def _tensor_shapes(input_shape, layers):
@@ -96,7 +99,13 @@ def _first_needed(geometry: ChainGeometry, layers, t, done):
 
 
 def plan_chain(input_shape, layers) -> ChainGeometry:
-    """Simulate the row schedule to size each ring buffer exactly."""
+    """Simulate the row schedule to size each ring buffer exactly.
+
+    Each step, layer 0 computes its next row (while it has rows left) and every later
+    layer computes at most one row its inputs allow; steps continue until the chain
+    output is complete. One row per layer per step means a consumer reads each new row
+    right after it is written, so a ring holds one kernel window (``kh`` rows, 1 for a
+    1x1 consumer) instead of the burst an input's last rows would release at once."""
     shapes = _tensor_shapes(input_shape, layers)
     consumers = [[] for _ in shapes]
     for i, layer in enumerate(layers):
@@ -109,15 +118,25 @@ def plan_chain(input_shape, layers) -> ChainGeometry:
             raise ValueError(f"chain tensor {t} has no consumer inside the chain")
     rows = [0] * len(shapes)
     done = [-1] * len(shapes)
-    for step in range(shapes[1][0]):
+    out_row_step = []
+    step = 0
+    while done[last] < shapes[last][0] - 1:
+        if step > 4 * shapes[1][0] + 4 * len(layers):
+            raise AssertionError("row schedule did not complete the chain output")
         for i, layer in enumerate(layers):
             t = i + 1
-            ready = step if i == 0 else _ready_row(geometry, layer, t, done)
+            if i == 0:
+                ready = min(step, shapes[1][0] - 1)
+            else:
+                ready = min(_ready_row(geometry, layer, t, done), done[t] + 1)
+            if t == last:
+                out_row_step += [step] * max(0, ready - done[t])
             done[t] = max(done[t], ready)
             if 0 < t < last:  # the rows alive right after this layer wrote its new rows
                 rows[t] = max(rows[t], done[t] - min(_first_needed(geometry, layers, t, done), done[t] + 1) + 1)
-    if done[last] != shapes[last][0] - 1:
-        raise AssertionError("row schedule did not complete the chain output")
+        step += 1
+    geometry.steps = step
+    geometry.out_row_step = out_row_step
     offset = 0
     offsets = [0] * len(shapes)
     for t in range(1, last):
@@ -156,14 +175,15 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
 
             with T.serial(0, len(shapes)) as t:
                 T.buffer_store(done, -1, [t])
-            with T.serial(0, shapes[1][0]) as step:
+            h1 = shapes[1][0]
+            with T.serial(0, geometry.steps) as step:
                 for i, layer in enumerate(layers):
                     t_out = i + 1
                     if i == 0:
-                        start, stop = step, step + 1
-                    else:
+                        start, stop = tirx.min(step, h1), tirx.min(step + 1, h1)
+                    else:  # at most one row per step (see plan_chain)
                         ready = _ready_row(geometry, layer, t_out, done, tirx.min, tirx.max, tirx.floordiv)
-                        T.buffer_store(need, ready, [t_out])
+                        T.buffer_store(need, tirx.min(ready, done[t_out] + 1), [t_out])
                         start, stop = done[t_out] + 1, need[t_out] + 1
                     with T.serial(start, stop) as y:
                         if layer.kind == "add":
@@ -171,7 +191,7 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
                         else:
                             _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc)
                     if i == 0:
-                        T.buffer_store(done, step, [t_out])
+                        T.buffer_store(done, tirx.min(step, h1 - 1), [t_out])
                     else:
                         T.buffer_store(done, tirx.max(done[t_out], need[t_out]), [t_out])
     func = ib.get()

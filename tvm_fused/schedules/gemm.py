@@ -2,7 +2,7 @@
 
 A conv output row is a GEMM: pixels x output channels x taps, where each pixel's taps are
 ``KH`` segments of ``KW * C`` contiguous input bytes (NHWC), and each output channel's
-weights are the same taps in the same order (OHWI, ``layout.pack_conv``). One block of
+weights are the same taps in the same order (OHWI, ``weight_layout.pack_conv``). One block of
 ``pixel_block`` x ``channel_block`` outputs keeps its accumulators in registers:
 
     for each 4-tap word k:   xa_i, xb_i = SXTB16(x_i[k]), SXTB16(x_i[k] ror 8)   (i < PB)
