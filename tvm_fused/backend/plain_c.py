@@ -95,7 +95,7 @@ def _pointer_params(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 # codegen declares every call_extern; the DSP helpers are static inline in their header
-_DSP_PROTOTYPE = re.compile(r"^int32_t tvmf_\w+\(.*\);$")
+_DSP_PROTOTYPE = re.compile(r"^(TVM_DLL )?int32_t tvmf_\w+\(.*\);$")
 _BOILERPLATE = re.compile(
     r'^(#define TVM_EXPORTS|#include "tvm/.*"|void\* __tvm_ffi__library_ctx = NULL;|#ifdef __cplusplus|extern "C"|#endif'
     r'|// tvm target: .*)\s*$'
