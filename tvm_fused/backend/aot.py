@@ -18,6 +18,7 @@ from tvm import relax, tirx
 from ..passes.legalize_qdq import OP_ATTR, PARAMS_ATTR
 from ..passes.memory_plan import MemoryPlan, OpRecord
 from .naming import NameTable, comment_text
+from ..schedules import dsp
 from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
@@ -294,6 +295,8 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
         "src/weights.c": "\n".join(weights),
         "src/arena.c": arena,
     }
+    if any(dsp.uses_header(text) for text in definitions.values()):
+        files[f"include/{dsp.HEADER_NAME}"] = dsp.HEADER
     return CLibrary(files, weights_bytes, len(kernels))
 
 
