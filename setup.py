@@ -21,6 +21,9 @@ setup(
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["tvm-fused=tvm_fused.cli:main"]},
-    include_package_data=True,
-    package_data={"tvm_fused": ["py.typed"]},
+    # Data files ship inside the package and are found with importlib.resources (no source tree needed):
+    # the firmware template (Makefile, linker scripts, C sources of the RPC server, one folder per board).
+    package_data={"tvm_fused": ["py.typed"],
+                  "tvm_fused.micro": ["template/Makefile", "template/README.md", "template/ld/*.ld",
+                                      "template/src/*.c", "template/src/*.h", "template/boards/*/*"]},
 )

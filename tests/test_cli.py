@@ -40,3 +40,24 @@ def test_memory_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["model"] == "mbv2-0.35-96-tiny" and rows[0]["ratio"] <= 1.05
+
+
+def test_no_import_cycle_between_the_cli_modules():
+    """cli.py registers micro/cli.py (run) and demo.py (demo); neither imports cli.py back."""
+    code = ("import sys, tvm_fused.demo, tvm_fused.micro.cli; "
+            "print('tvm_fused.cli' in sys.modules)")
+    proc = _run("-c", code)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_a_broken_device_package_is_not_hidden(monkeypatch):
+    """An ImportError in tvm_fused.micro must surface, not silently remove `run` from the CLI."""
+    import pytest
+
+    import tvm_fused.micro
+    from tvm_fused import cli
+
+    monkeypatch.delattr(tvm_fused.micro, "cli", raising=False)
+    monkeypatch.setitem(sys.modules, "tvm_fused.micro.cli", None)  # importing it raises ImportError
+    with pytest.raises(ImportError):
+        cli.main(["compile", "--help"])

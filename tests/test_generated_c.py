@@ -1,7 +1,8 @@
 """Generated C == TVM's own host build of the same legalized module, bit for bit.
 
 The C is built with gcc -O2 -fsanitize=address,undefined (any out-of-bounds access
-or UB aborts the run), and must also compile warning-free for Cortex-M7.
+or UB aborts the run, and -Wall -Wextra -Werror), and must also compile warning-free for
+Cortex-M7.
 """
 import shutil
 import subprocess
@@ -27,15 +28,17 @@ def test_c_matches_tvm_host_build(cache, name):
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc (make toolchain)")
-@pytest.mark.parametrize("name", ["mbv2-0.35-96", TFLITE_FIXTURES[0]])
-def test_c_compiles_for_cortex_m7_without_warnings(cache, name, tmp_path):
-    model = cache.export(name) / "model"
+@pytest.mark.parametrize("name,fuse", [("mbv2-0.35-96", "none"), ("mbv2-0.35-96", "auto"),
+                                       (TFLITE_FIXTURES[0], "none"), (TFLITE_FIXTURES[0], "auto")])
+def test_c_compiles_for_cortex_m7_without_warnings(cache, name, fuse, tmp_path):
+    """-std=c99 -Wall -Wextra -Werror, at -O0 and -O2 (optimization enables more warnings)."""
+    model = cache.export(name, fuse) / "model"
     for src in sorted((model / "src").glob("*.c")):
-        cmd = ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
-               "-Wall", "-Werror", "-std=c99", "-I", str(model / "include"), "-c", str(src),
-               "-o", str(tmp_path / (src.stem + ".o"))]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+        for opt in ("-O0", "-O2"):
+            cmd = ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", opt, "-std=c99", "-Wall", "-Wextra",
+                   "-Werror", "-I", str(model / "include"), "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            assert proc.returncode == 0, f"{src.name} {opt}:\n{proc.stderr}"
 
 
 def test_export_layout_and_header(cache):
@@ -47,5 +50,5 @@ def test_export_layout_and_header(cache):
     src = "".join(p.read_text() for p in (out / "model/src").glob("*.c"))
     assert "tvm/" not in src and "TVMBackend" not in src and "TVMFFI" not in src
     weights = (out / "model/src/weights.c").read_text()
-    assert "const int8_t tvmgen_default_constant_0" in weights
+    assert "const int8_t tvmgen_default_conv_1_weight[" in weights  # named after the first conv node
     assert (out / "report.json").exists() and (out / "io.json").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .boards import get_board, parse_bytes
+from .boards import get_board
 from .errors import FusionError, ModelDoesNotFitError, TvmFusedError
 
 # Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
@@ -47,18 +47,23 @@ class CompiledModel:
         self.report = report
         self._reference = None
 
-    def export(self, directory) -> Path:
-        """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``."""
+    def export(self, directory, force: bool = False) -> Path:
+        """Write ``model/`` (C library), ``io.json`` and ``report.json`` into ``directory``.
+
+        Atomic (written next to it, then renamed); ``directory`` must be new, empty or an
+        earlier export, unless ``force`` (tvm_fused.output.atomic_dir)."""
+        from .output import atomic_dir
+
         if self.library is None:
             raise TvmFusedError("this model was compiled with codegen=False; compile it again to export C")
-        root = Path(directory)
-        for rel, text in self.library.files.items():
-            path = root / "model" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        (root / "io.json").write_text(json.dumps(self.io, indent=2) + "\n")
-        (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
-        return root
+        with atomic_dir(directory, force, "export folder") as root:
+            for rel, text in self.library.files.items():
+                path = root / "model" / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            (root / "io.json").write_text(json.dumps(self.io, indent=2) + "\n")
+            (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        return Path(directory)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         """TVM's own host build (LLVM) of the legalized module: what the device must output."""
@@ -66,7 +71,9 @@ class CompiledModel:
             from .backend import HostReference
 
             self._reference = HostReference(self.mod)
-        return self._reference(np.asarray(x, dtype=np.int8).reshape(self.io["inputs"][0]["shape"]))
+        from .validate import input_array
+
+        return self._reference(input_array(x, self.io["inputs"][0]))
 
     def random_input(self, seed: int = 0) -> np.ndarray:
         shape = self.io["inputs"][0]["shape"]
@@ -83,11 +90,16 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     (the first N fusable blocks). ``codegen=False`` stops after memory planning (for fast what-if planning): the
     result has a report but no C library and cannot be exported.
     """
-    from . import frontend
+    from . import frontend, validate
     from .backend import generate_c
     from .passes import LegalizeQDQ
     from .passes.memory_plan import plan_memory
 
+    opts = validate.compile_options(board, fuse, ram_budget, latency_budget, fuse_objective)  # before any work
+    fuse, ram_budget, latency_budget, fuse_objective = (opts[k] for k in ("fuse", "ram_budget", "latency_budget",
+                                                                         "fuse_objective"))
+    if isinstance(model, (str, Path)):
+        validate.model_file(model)
     t0 = time.perf_counter()
     target = get_board(board)
     prog = _Progress(progress)
@@ -98,19 +110,29 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective)
     plan = prog.step("plan memory", plan_memory, mod)
     io = json.loads(mod["main"].attrs["tvm_fused.io"])
-    budget = parse_bytes(ram_budget) if ram_budget is not None else None
+    budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
         peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
         where = f"; the peak is at op {peak_op.index} '{peak_op.name}' ({plan.live_bytes[peak_op.index]} bytes " \
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
-            f"{budget} bytes{where}. Lower the input resolution or width, or try --fuse auto.")
+            f"{budget} bytes{where}. {_fit_advice(fuse)}")
     library = prog.step("generate C", generate_c, mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
+
+
+def _fit_advice(fuse) -> str:
+    """What to try when the arena is over budget, given the fusion setting that was used."""
+    if str(fuse) == "none":
+        return "Try --fuse auto (fuse=\"auto\"), or lower the input resolution or width."
+    if str(fuse) == "auto":
+        return ("This is after --fuse auto; lower the input resolution or width, or raise the budget "
+                "(try --fuse-objective arena_without_input if the input can live outside the arena).")
+    return f"This is with --fuse {fuse}; try --fuse auto, or lower the input resolution or width."
 
 
 def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena"):

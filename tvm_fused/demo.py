@@ -12,7 +12,6 @@ Exit status 1 when an output differs from the reference.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TvmFusedError
+from . import validate
+from .errors import UsageError
 
 # MobileNetV2-0.35 at its usual 224 px: 58 M MACs, ~0.5 MB of weights. Unfused its arena
 # (735 KiB) does not fit a 512 KiB Cortex-M7 such as the F767; fused (213 KiB) it does.
@@ -39,18 +39,27 @@ ROWS = [("arena_bytes", "arena_bytes"), ("arena_bytes_without_input", "arena_byt
 
 
 def _fuse_arg(text: str):
-    if text in ("none", "auto"):
-        return text
-    if text.isdigit():
-        return int(text)
     import argparse
 
-    raise argparse.ArgumentTypeError(f"--fuse takes auto or a number of blocks, not '{text}'")
+    try:
+        fuse = validate.fuse_setting(text)
+        _check_fused(fuse)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return fuse
 
 
-def add_parser(sub, resolve_model) -> None:
-    p = sub.add_parser("demo", help="MobileNetV2-like model unfused vs fused on QEMU Cortex-M7 (the main demo)",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+def _check_fused(fuse) -> None:
+    if fuse in ("none", 0):
+        raise UsageError("the demo compares unfused with fused: use --fuse auto or --fuse N (N >= 1)")
+
+
+def add_parser(add_parser_fn, resolve_model) -> None:
+    """Register `demo` (add_parser_fn(name, **kwargs) -> an argparse subparser)."""
+    import argparse
+
+    p = add_parser_fn("demo", help="MobileNetV2-like model unfused vs fused on QEMU Cortex-M7 (the main demo)",
+                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"zoo name or .onnx/.tflite path (default {DEFAULT_MODEL})")
     p.add_argument("--fuse", type=_fuse_arg, default="auto", help="fused variant: auto (default) or N blocks")
@@ -59,6 +68,8 @@ def add_parser(sub, resolve_model) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random int8 input")
     p.add_argument("--project-dir", default=None,
                    help="keep the two firmware projects here (default: a temp dir, removed afterwards)")
+    p.add_argument("--force", action="store_true",
+                   help="use --project-dir even if it holds files tvm-fused did not write")
     p.add_argument("-q", "--quiet", action="store_true", help="only the table")
     p.set_defaults(func=lambda args: cmd_demo(args, resolve_model))
 
@@ -82,7 +93,7 @@ class _Steps:
 
 
 def _upload_progress(quiet: bool):
-    """A live byte counter on a terminal; one summary line in logs."""
+    """A live byte counter on a terminal (carriage returns only there); one summary line in logs."""
     if quiet:
         return None
     tty = sys.stderr.isatty()
@@ -166,16 +177,22 @@ def format_table(result: dict) -> str:
 
 
 def run_demo(model=DEFAULT_MODEL, fuse="auto", seed: int = 0, project_dir=None, quiet: bool = False,
-             resolve_model=None) -> dict:
-    """The demo as a function: returns the result dict (what --json writes)."""
+             resolve_model=None, force: bool = False) -> dict:
+    """The demo as a function: returns the result dict (what --json writes).
+
+    Checks everything first (fuse, the project folder, the ARM toolchain and QEMU, the model)."""
     from . import compile as compile_model
     from .micro import build_firmware, run_firmware
+    from .micro.project import check_project_dir, project_lock
+    from .micro.tools import require_device_tools
+    from .output import mark
 
-    if str(fuse) == "none" or fuse == 0:
-        raise TvmFusedError("the demo compares unfused with fused: use --fuse auto or --fuse N (N >= 1)")
-    if resolve_model is None:
-        from .cli import _resolve_model as resolve_model
-    source, name = resolve_model(model)
+    fuse = validate.fuse_setting(fuse)
+    _check_fused(fuse)
+    if project_dir is not None:
+        check_project_dir(project_dir, force)
+    require_device_tools(BOARD)
+    source, name = (resolve_model or validate.model_source)(model)
     steps = _Steps(7, quiet)
     t0 = time.perf_counter()
     unfused = steps("compile_unfused", f"compiling {name or model} unfused", compile_model, source,
@@ -186,8 +203,10 @@ def run_demo(model=DEFAULT_MODEL, fuse="auto", seed: int = 0, project_dir=None, 
         print(f"note: fuse={fuse} fused nothing for {unfused.name}: "
               f"{fused.report['fuse'].get('explanation', '')}", file=sys.stderr)
 
-    with tempfile.TemporaryDirectory(prefix="tvmf-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tvmf-demo-") as tmp, \
+            project_lock(Path(project_dir) if project_dir else Path(tmp)):
         root = Path(project_dir) if project_dir else Path(tmp)
+        mark(root, "demo firmware projects")
         proj_u, _, _ = steps("build_unfused", f"building the unfused firmware for {BOARD}", build_firmware,
                              unfused, BOARD, root / "unfused")
         proj_f, _, _ = steps("build_fused", f"building the fused firmware for {BOARD}", build_firmware,
@@ -215,12 +234,13 @@ def run_demo(model=DEFAULT_MODEL, fuse="auto", seed: int = 0, project_dir=None, 
 
 
 def cmd_demo(args, resolve_model) -> int:
+    from .output import write_json
+
+    out = validate.output_file(Path(args.json) if args.json else _default_json(), "--json")
     result = run_demo(args.model, args.fuse, seed=args.seed, project_dir=args.project_dir, quiet=args.quiet,
-                      resolve_model=resolve_model)
+                      resolve_model=resolve_model, force=args.force)
     print(format_table(result))
-    out = Path(args.json) if args.json else _default_json()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result, "--json")
     print(f"\nwrote {out} (total {result['seconds']['total']:.0f} s)")
     if not result["outputs_match_reference"]:
         bad = [k for k in ("unfused", "fused") if not result[k]["output_matches_reference"]]

@@ -9,7 +9,7 @@ import json
 
 from .boards import parse_bytes
 
-# What the firmware needs besides the arena: the stack it reserves (apps/stm32 STACK_SIZE)
+# What the firmware needs besides the arena: the stack it reserves (firmware template STACK_SIZE)
 # and its own .data/.bss (RPC buffers, canaries, C runtime: 2,308 B measured from the
 # F767 link map; rounded up). benchmarks/max_resolution.py confirms the answer by linking.
 FIRMWARE_STACK_BYTES = 16384

@@ -4,6 +4,7 @@ import pytest
 
 from conftest import needs_toolchain
 from stub_model import write_stub_export
+from tvm_fused.errors import UsageError
 from tvm_fused.micro import BOARDS, BuildError, ModelDoesNotFitError, build_project, elf_memory, generate_project
 
 pytestmark = needs_toolchain
@@ -67,8 +68,9 @@ def test_ram_budget_above_the_chip_is_refused(stub_export, tmp_path):
 def test_bad_inputs_are_clear(stub_export, tmp_path):
     with pytest.raises(ValueError, match="unknown board"):
         generate_project(stub_export, board="arduino", project_dir=tmp_path / "a")
-    with pytest.raises(FileNotFoundError, match="not an exported model dir"):
+    with pytest.raises(UsageError, match="not an exported model dir"):
         generate_project(tmp_path, project_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
     project = generate_project(stub_export, project_dir=tmp_path / "c")
     (project / "model" / "src" / "broken.c").write_text("int f(void) { return x; }\n")
     with pytest.raises(BuildError, match="broken.c"):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tvm_fused.micro import protocol as P
 
-C_HEADER = Path(__file__).resolve().parents[2] / "apps" / "stm32" / "src" / "rpc_protocol.h"
+C_HEADER = Path(__file__).resolve().parents[2] / "tvm_fused" / "micro" / "template" / "src" / "rpc_protocol.h"
 
 # (data, CRC-32/IEEE) check values from the CRC catalogue and zlib
 CRC_VECTORS = [(b"", 0x00000000), (b"a", 0xE8B7BE43), (b"123456789", 0xCBF43926),

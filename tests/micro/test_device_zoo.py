@@ -15,7 +15,7 @@ pytestmark = [needs_toolchain, needs_qemu]
 MODELS = ["mbv2-0.35-96-tiny", "mbv2-0.35-96", "conv_chain.tflite"]
 FUSED = [("mbv2-0.35-96-tiny", "auto"), ("mbv2-0.35-96-tiny", 2), ("mbv2-0.35-96", "auto"),
          ("mbv2-0.35-96", 2), ("conv_chain.tflite", "auto")]
-STACK_SIZE = 16384  # apps/stm32 default
+STACK_SIZE = 16384  # the firmware template default
 
 
 def _ids(p):

@@ -7,14 +7,21 @@ interface (``tvmgen_default.h``) so its users feel at home.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
 import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from ..passes.memory_plan import MemoryPlan
+from ..passes.legalize_qdq import OP_ATTR, PARAMS_ATTR
+from ..passes.memory_plan import MemoryPlan, OpRecord
+from .naming import NameTable, comment_text
 from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
+# Identifiers of the public interface: no layer may take them.
+_PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "run", "inputs", "outputs"}
 _CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t"}
 
 
@@ -22,6 +29,10 @@ def _c_array(values: np.ndarray, per_line: int = 24) -> str:
     flat = values.reshape(-1).tolist()
     rows = [", ".join(str(v) for v in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
     return "  " + ",\n  ".join(rows)
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
 
 
 class CLibrary:
@@ -33,40 +44,116 @@ class CLibrary:
         self.kernel_count = kernel_count
 
 
+@dataclass
+class _Call:
+    """One kernel call of the entry function, named after its layer."""
+
+    layer: str  # C identifier of the layer (unique per call)
+    label: str  # the layer name as the model gives it, for comments
+    op: OpRecord
+    args: list  # ("arena", tensor name) | ("const", constant index)
+    fused: list = field(default_factory=list)  # layers a fused chain replaced
+    kernel: str = ""  # C name of the kernel it calls
+
+
+@dataclass
+class _Constant:
+    name: str
+    values: np.ndarray
+    what: str  # "<layer>: <parameter>", for the comment
+
+
+def _layer_label(binding, kernel) -> tuple[str, list]:
+    """The layer a call computes: its binding's name; a fused chain names its first and last layer."""
+    attrs = kernel.attrs or {}
+    if OP_ATTR in attrs and str(attrs[OP_ATTR]) == "fused_chain":
+        try:
+            replaced = list(json.loads(str(attrs[PARAMS_ATTR]))["replaced"])
+        except (KeyError, ValueError, TypeError):
+            replaced = []
+        if replaced:
+            return f"fused_{replaced[0]}_to_{replaced[-1]}", replaced
+    return binding.var.name, []
+
+
 def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
-    """Emit ``include/tvmgen_default.h`` and ``src/{tvmgen_default,kernels,weights,arena}.c``."""
+    """Emit ``include/tvmgen_default.h`` and ``src/{tvmgen_default,kernels,weights,arena}.c``.
+
+    Every name in the output comes from the model (layer names) or from the order of
+    the calls, so the same model always gives the same bytes.
+    """
     func = mod["main"]
     bindings = [b for block in func.body.blocks for b in block.bindings if isinstance(b.value, relax.Call)]
-    kernels: dict[str, tirx.PrimFunc] = {}
-    kernel_c_name: dict[str, str] = {}
-    constants: list[np.ndarray] = []
-    calls = []
+    names = NameTable(reserved=_PUBLIC_NAMES)
+    calls: list[_Call] = []
+    constants: list[_Constant] = []
+    users: dict[str, list[_Call]] = {}  # kernel GlobalVar name -> its calls, in execution order
+    gvs: dict[str, tvm.ir.GlobalVar] = {}
     for op, binding in zip(plan.ops, bindings):
         gv = binding.value.args[0]
-        cname = kernel_c_name.setdefault(gv.name_hint, f"{PREFIX}_{gv.name_hint}")
-        kernels[cname] = mod[gv]
-        args = []
-        for arg, tensor in zip(binding.value.args[1].fields, op.inputs):
+        label, fused = _layer_label(binding, mod[gv])
+        call = _Call(names.fresh(label), comment_text(label), op, [], [comment_text(f) for f in fused])
+        params = mod[gv].params
+        for i, (arg, tensor) in enumerate(zip(binding.value.args[1].fields, op.inputs)):
             if tensor is not None:
-                args.append(("arena", tensor))
+                call.args.append(("arena", tensor))
             else:
-                args.append(("const", len(constants)))
-                constants.append(arg.value.numpy())
-        args.append(("arena", op.output))
+                call.args.append(("const", len(constants)))
+                param = params[i].name if i < len(params) else f"arg{i}"
+                constants.append(_Constant("", arg.value.numpy(), f"{call.label}: {param}"))
+                constants[-1].name = names.fresh(f"{call.layer}_{param}")
+        call.args.append(("arena", op.output))
         if op.scratch:
-            args.append(("arena", op.scratch))
-        calls.append((cname, args, op))
+            call.args.append(("arena", op.scratch))
+        calls.append(call)
+        users.setdefault(gv.name_hint, []).append(call)
+        gvs[gv.name_hint] = gv
 
-    kernel_src = lower_to_c(kernels)
-    prototypes = [_prototype(name, f) for name, f in kernels.items()]
+    # A kernel used by one layer is named after it; one shared by several layers (same
+    # shapes and constants folded into the code, tables passed as arguments) after its
+    # op and shapes, with the layers listed in its comment.
+    kernels: dict[str, tirx.PrimFunc] = {}
+    n_inputs: dict[str, int] = {}
+    comments: dict[str, str] = {}
+    for gv_name, its_calls in users.items():
+        first = its_calls[0]
+        if len(its_calls) == 1:
+            cname = f"{PREFIX}_{first.layer}"
+        else:
+            op = first.op
+            ins = [plan.shapes[t] for t in op.inputs if t is not None]
+            sig = "_".join("x".join(str(d) for d in _drop_batch(s)) for s in ins)
+            cname = f"{PREFIX}_{names.fresh(f'{op.op}_{sig}_to_' + 'x'.join(str(d) for d in _drop_batch(plan.shapes[op.output])))}"
+        kernels[cname] = mod[gvs[gv_name]]
+        n_inputs[cname] = len(first.op.inputs)
+        comments[cname] = _kernel_comment(its_calls, plan)
+        for c in its_calls:
+            c.kernel = cname
+
+    preamble, definitions = lower_to_c(kernels)
+    kernel_src = ["/* Generated by tvm-fused from TVM's C codegen. Plain C99, no TVM runtime.",
+                  "   Kernels in order of their first call; inputs are const, the last argument(s) the output",
+                  "   (and a fused chain's scratch). */",
+                  "#include <stdint.h>", "#include <stdbool.h>", "#include <math.h>"]
+    kernel_src += [ln for ln in preamble if ln not in kernel_src]
+    prototypes = []
+    for cname, kernel in kernels.items():
+        proto = _prototype(cname, kernel, n_inputs[cname])
+        prototypes.append(proto + ";")
+        body = definitions[cname]
+        body = proto + " {" + body[body.index("\n"):]  # TVM's signature line -> ours (const inputs)
+        kernel_src += ["", comments[cname], body.rstrip("\n")]
+    kernel_src.append("")
 
     weights = ["/* Weights and requantization tables: const, so the linker puts them in flash. */",
                "#include <stdint.h>", ""]
     externs = []
     weights_bytes = 0
-    for i, values in enumerate(constants):
+    for const in constants:
+        values = const.values
         ctype = _CTYPE[str(values.dtype)]
-        decl = f"const {ctype} {PREFIX}_constant_{i}[{values.size}]"
+        decl = f"const {ctype} {PREFIX}_{const.name}[{values.size}]"
+        weights.append(f"/* {const.what}, {values.dtype} {_shape(values.shape)} */")
         weights.append(f"{decl} __attribute__((aligned(4))) = {{\n{_c_array(values)}\n}};\n")
         externs.append(f"extern {decl};")
         weights_bytes += values.nbytes
@@ -82,7 +169,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         f'#include "{PREFIX}.h"',
         "#include <string.h>",
         "",
-        *[p + ";" for p in prototypes],
+        *prototypes,
         "",
         *externs,
         "",
@@ -94,16 +181,18 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         "  if (inputs == 0 || outputs == 0) return -1;",
         f"  if (inputs->input != (void*)(arena + {in_off})) memmove(arena + {in_off}, inputs->input, {in_size});",
     ]
-    for cname, args, op in calls:
+    for call in calls:
+        cname = call.kernel
         params = kernels[cname].params
         exprs = []
-        for (kind, ref), param in zip(args, params):
-            ctype = _CTYPE[str(param.dtype)]
+        for (kind, ref), param in zip(call.args, params):
             if kind == "arena":
-                exprs.append(f"({ctype}*)(arena + {plan.buffers[ref].offset})")
+                exprs.append(f"({_CTYPE[str(param.dtype)]}*)(arena + {plan.buffers[ref].offset})")
             else:
-                exprs.append(f"({ctype}*){PREFIX}_constant_{ref}")
-        entry.append(f"  /* {op.index}: {op.name} -> {op.output} {list(plan.shapes[op.output])} */")
+                exprs.append(f"{PREFIX}_{constants[ref].name}")
+        op = call.op
+        ins = ", ".join(_shape(plan.shapes[t]) for t in op.inputs if t is not None)
+        entry.append(f"  /* {op.index}: {call.label} ({op.op}) {ins} -> {_shape(plan.shapes[op.output])} */")
         entry.append(f"  {cname}({', '.join(exprs)});")
     entry += [
         f"  if (outputs->output != (void*)(arena + {out_off})) memmove(outputs->output, arena + {out_off}, {out_size});",
@@ -164,13 +253,35 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
     files = {
         f"include/{PREFIX}.h": header,
         f"src/{PREFIX}.c": "\n".join(entry),
-        "src/kernels.c": kernel_src,
+        "src/kernels.c": "\n".join(kernel_src),
         "src/weights.c": "\n".join(weights),
         "src/arena.c": arena,
     }
     return CLibrary(files, weights_bytes, len(kernels))
 
 
-def _prototype(name: str, func: tirx.PrimFunc) -> str:
-    params = ", ".join(f"{_CTYPE[str(p.dtype)]}* {p.name}" for p in func.params)
-    return f"void {name}({params})"
+def _drop_batch(shape) -> list:
+    dims = [int(d) for d in shape]
+    return dims[1:] if len(dims) > 1 and dims[0] == 1 else dims
+
+
+def _kernel_comment(calls: list, plan: MemoryPlan) -> str:
+    """``/* layer: op, input shapes -> output shape, MACs */`` for the kernel's definition."""
+    op = calls[0].op
+    ins = ", ".join(_shape(plan.shapes[t]) for t in op.inputs if t is not None)
+    lines = [f"/* {op.op}: {ins} -> {_shape(plan.shapes[op.output])}, {op.macs:,} MACs per call"]
+    if op.scratch:
+        lines.append(f"   scratch (ring buffers): {plan.buffers[op.scratch].size} bytes")
+    for c in calls:
+        lines.append(f"   layer {c.label}" + (f" (fuses {', '.join(c.fused)})" if c.fused else ""))
+    lines[-1] += " */"
+    return "\n".join(lines)
+
+
+def _prototype(name: str, func: tirx.PrimFunc, n_inputs: int) -> str:
+    """``void name(const int8_t* data, ..., int8_t* out)``: inputs are read-only."""
+    params = []
+    for i, p in enumerate(func.params):
+        const = "const " if i < n_inputs else ""
+        params.append(f"{const}{_CTYPE[str(p.dtype)]}* {p.name}")
+    return f"void {name}({', '.join(params)})"

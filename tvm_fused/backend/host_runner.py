@@ -51,7 +51,7 @@ class HostExecutable:
         harness.write_text(_HARNESS)
         self.exe = self.workdir / "model"
         sources = sorted(str(p) for p in (model_dir / "src").glob("*.c"))
-        cmd = [cc, opt, "-std=c99", "-Wall", "-Werror", "-I", str(model_dir / "include"), *sources, str(harness),
+        cmd = [cc, opt, "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(model_dir / "include"), *sources, str(harness),
                "-o", str(self.exe)]
         if sanitize:
             cmd[2:2] = SANITIZE_FLAGS

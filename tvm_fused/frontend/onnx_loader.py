@@ -18,19 +18,42 @@ SUPPORTED_ONNX_OPS = {
 def read_onnx(model) -> onnx.ModelProto:
     """Load and validate; a broken file gives ModelLoadError, not a protobuf traceback."""
     if isinstance(model, onnx.ModelProto):
-        proto = model
+        proto, path = model, "the ONNX model"
     else:
         path = os.fspath(model)
         try:
             proto = onnx.load(path)
         except Exception as exc:  # protobuf raises DecodeError, sometimes others
             raise ModelLoadError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                                 "is the file complete?") from None
+                                 "is the file complete?") from exc
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise ModelLoadError(f"invalid ONNX model: {exc}") from None
+        raise ModelLoadError(f"{path}: invalid ONNX model: {str(exc).strip()}") from exc
+    _check_shapes(proto, path)
     return proto
+
+
+def _check_shapes(proto: onnx.ModelProto, path: str) -> None:
+    """Fixed, positive input dims, and shapes/attributes consistent under ONNX's strict shape inference
+    (a damaged or hand-edited file fails here with ONNX's own message, not deep inside TVM)."""
+    initializers = {t.name for t in proto.graph.initializer}
+    for vi in proto.graph.input:
+        if vi.name in initializers:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        if any(not isinstance(d, int) or d <= 0 for d in shape):
+            raise UnsupportedModelError(
+                f"{path}: input '{vi.name}' has shape {shape}; tvm-fused compiles fixed shapes with positive "
+                "dims: export the model with a fixed input shape (batch 1), e.g. torch.onnx.export without "
+                "dynamic_axes, or onnxruntime.tools.make_dynamic_shape_fixed")
+    try:
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as exc:  # onnx raises InferenceError, sometimes others
+        first = str(exc).strip().splitlines()
+        raise ModelLoadError(f"{path}: inconsistent ONNX model ({first[0] if first else type(exc).__name__}); "
+                             "is the file complete and unmodified?") from exc
 
 
 def check_onnx(proto: onnx.ModelProto) -> None:
@@ -57,9 +80,9 @@ def check_onnx(proto: onnx.ModelProto) -> None:
 
 
 def import_onnx(proto: onnx.ModelProto):
-    from tvm.relax.frontend.onnx import from_onnx
+    from .layer_names import import_onnx_named
 
     try:
-        return from_onnx(proto, keep_params_in_input=False)
+        return import_onnx_named(proto)
     except Exception as exc:
-        raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from None
+        raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from exc

@@ -23,14 +23,16 @@ def read_tflite(model):
             with open(where, "rb") as f:
                 buf = f.read()
         except OSError as exc:
-            raise ModelLoadError(f"{where}: {exc.strerror}") from None
+            raise ModelLoadError(f"{where}: {exc.strerror}") from exc
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise ModelLoadError(f"{where}: not a TFLite flatbuffer (missing 'TFL3' identifier); is the file complete?")
+    from .tflite_verify import verify_tflite
+
     try:
         m = tflite.Model.GetRootAsModel(buf, 0)
-        m.Subgraphs(0).OperatorsLength()
     except Exception as exc:
-        raise ModelLoadError(f"{where}: corrupt TFLite flatbuffer ({exc})") from None
+        raise ModelLoadError(f"{where}: corrupt TFLite flatbuffer ({exc})") from exc
+    verify_tflite(m, where)
     return m
 
 
@@ -66,10 +68,10 @@ def check_tflite(model) -> None:
 
 
 def import_tflite(model):
-    from tvm.relax.frontend.tflite import from_tflite
+    from .layer_names import import_tflite_named
 
     try:
-        result = from_tflite(model)
+        result = import_tflite_named(model)
     except Exception as exc:
-        raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from None
+        raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from exc
     return result[0] if isinstance(result, tuple) else result

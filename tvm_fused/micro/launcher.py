@@ -3,7 +3,9 @@
 QEMU's UART0 becomes a TCP server on a free loopback port; `-icount shift=N`
 makes virtual time a deterministic function of executed instructions, which is
 how runs are measured (docs/rpc.md). The process is killed on exit of the
-context manager, on exceptions and KeyboardInterrupt, and at interpreter exit."""
+context manager, on exceptions and KeyboardInterrupt, and at interpreter exit.
+QEMU's log is an anonymous temporary file (no name in the temp folder), so it
+cannot be left behind whatever happens to this process."""
 from __future__ import annotations
 
 import atexit
@@ -13,12 +15,10 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from .errors import DeviceError
-
-QEMU_MACHINES = {"qemu-mps2-an500": "mps2-an500"}
+from ..boards import QEMU_MACHINES
+from ..errors import ToolNotFoundError, UsageError
 DEFAULT_ICOUNT_SHIFT = 6  # 64 ns per instruction >= one 40 ns SysTick tick: exact counts
 
 _live: set = set()
@@ -55,10 +55,11 @@ class QemuLauncher:
     def __init__(self, elf, board: str = "qemu-mps2-an500", icount_shift: int = DEFAULT_ICOUNT_SHIFT,
                  qemu: str = "qemu-system-arm", extra_args=()):
         if board not in QEMU_MACHINES:
-            raise ValueError(f"board {board!r} cannot run in QEMU (only {sorted(QEMU_MACHINES)})")
+            raise UsageError(f"board {board!r} cannot run in QEMU (only {sorted(QEMU_MACHINES)}); "
+                             "give the serial port of a flashed board instead")
         self.elf = Path(elf)
         if not self.elf.is_file():
-            raise FileNotFoundError(f"firmware ELF not found: {self.elf}")
+            raise UsageError(f"firmware ELF not found: {self.elf} (build the project first: build_project)")
         self.board, self.icount_shift = board, icount_shift
         self.qemu = shutil.which(qemu) or qemu
         self.extra_args = list(extra_args)
@@ -72,8 +73,13 @@ class QemuLauncher:
                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", *self.extra_args]
 
     def start(self) -> "QemuLauncher":
+        if shutil.which(self.qemu) is None:
+            from .tools import APT_INSTALL
+
+            raise ToolNotFoundError(f"{self.qemu} is not installed (or not on PATH); it is needed to run "
+                                    f"{self.board}. Install it with: {APT_INSTALL}")
         self.port = free_loopback_port()
-        self._log = tempfile.NamedTemporaryFile(prefix="qemu-", suffix=".log", delete=False)
+        self._log = tempfile.TemporaryFile(prefix="qemu-", suffix=".log")  # unlinked at once (O_TMPFILE)
         self.proc = subprocess.Popen(self.command(self.port), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=_die_with_parent if os.name == "posix" else None)
@@ -87,8 +93,9 @@ class QemuLauncher:
         if not self._log:
             return ""
         try:
-            return Path(self._log.name).read_text(errors="replace")[-n:]
-        except OSError:
+            size = os.fstat(self._log.fileno()).st_size
+            return os.pread(self._log.fileno(), n, max(size - n, 0)).decode(errors="replace")
+        except (OSError, ValueError):
             return ""
 
     def kill(self) -> None:
@@ -109,10 +116,6 @@ class QemuLauncher:
             self.proc = None
         if self._log is not None:
             self._log.close()
-            try:
-                os.unlink(self._log.name)
-            except OSError:
-                pass
             self._log = None
 
     def __enter__(self):

@@ -1,32 +1,112 @@
 """Firmware projects: template + exported model -> directory that `make` builds.
 
-generate_project copies apps/stm32 and the model into one self-contained dir
-(so it can be zipped, moved, or flashed elsewhere); build_project runs make and
-turns a linker "region overflowed" into ModelDoesNotFitError naming the region."""
+generate_project copies the firmware template (package data in
+tvm_fused/micro/template, found with importlib.resources, so it works from a wheel)
+and the model into one self-contained dir (so it can be zipped, moved, or flashed
+elsewhere); build_project runs make and turns a linker "region overflowed" into
+ModelDoesNotFitError naming the region.
+
+A project folder is ours when it holds the marker file ``.tvm-fused``;
+generate_project refuses to write into a non-empty folder without it (unless
+``force=True``), so a user's files are never overwritten, and ``project_lock``
+serializes two processes that use one folder."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
-from .errors import BuildError, ModelDoesNotFitError
+from ..boards import DEVICE_BOARDS, device_board
+from ..errors import BuildError, ModelDoesNotFitError, ProjectBusyError, UsageError
+from ..output import LOCK, MARKER, mark
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TEMPLATE = REPO_ROOT / "apps" / "stm32"
-BOARDS = ("qemu-mps2-an500", "nucleo-f767zi", "nucleo-h743zi")
-_TEMPLATE_SKIP = shutil.ignore_patterns("build", "generated", "project.mk", "project.json", "model",
-                                        "io.json", "report.json", "export")
+BOARDS = DEVICE_BOARDS
+# Subfolders and files generate_project writes besides the template; removed before regenerating our own folder.
+_GENERATED = ("model", "generated", "build", "export")
+_TEMPLATE_SKIP = {"build", "generated", "project.mk", "project.json", "model", "io.json", "report.json", "export",
+                  "__pycache__"}
 
 
-def _resolve_template(template) -> Path:
+def template_root():
+    """The firmware template shipped with the package (an importlib.resources Traversable)."""
+    return resources.files("tvm_fused.micro") / "template"
+
+
+def _copy_tree(src, dst: Path) -> None:
+    """Copy a Traversable tree (a folder, or a folder inside a zip) into dst."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        if entry.name in _TEMPLATE_SKIP:
+            continue
+        if entry.is_dir():
+            _copy_tree(entry, dst / entry.name)
+        else:
+            (dst / entry.name).write_bytes(entry.read_bytes())
+
+
+def _resolve_template(template):
+    if template is None:
+        return template_root()
     t = Path(template)
-    for cand in (t, REPO_ROOT / t):
-        if (cand / "Makefile").is_file():
-            return cand.resolve()
-    raise FileNotFoundError(f"firmware template {template!r} not found (no Makefile)")
+    if (t / "Makefile").is_file():
+        return t.resolve()
+    raise UsageError(f"firmware template {str(template)!r} has no Makefile; omit template= to use the bundled one")
+
+
+def is_ours(directory) -> bool:
+    """True when ``directory`` holds our marker file (so we may regenerate its contents)."""
+    return (Path(directory) / MARKER).is_file()
+
+
+def check_project_dir(project_dir, force: bool = False) -> Path:
+    """Refuse a path we must not write a project into; returns it as a Path.
+
+    Allowed: a new path, an empty folder, a folder with our marker, or any folder with force."""
+    from .. import validate
+
+    return validate.output_dir(project_dir, force, "project folder",
+                               "write the project into it (template files and model/, build/ replaced)")
+
+
+_held: dict = {}  # resolved folder -> [file descriptor, depth]: project_lock is reentrant within a process
+
+
+@contextmanager
+def project_lock(project_dir):
+    """Hold an exclusive lock on a project folder (flock on its .tvm-fused.lock); another
+    process that wants it gets ProjectBusyError at once instead of corrupting the build."""
+    key = str(Path(project_dir).resolve())
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    Path(project_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(os.path.join(key, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise ProjectBusyError(f"another tvm-fused process is using the project folder {project_dir}; wait for "
+                                   "it to finish or choose another --project-dir") from e
+        raise
+    _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _held[key]
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def _shape_init(shape) -> str:
@@ -47,32 +127,47 @@ def write_model_io_header(io: dict, model_name: str, path: Path) -> None:
         "#endif\n")
 
 
-def generate_project(compiled_or_export_dir, template=DEFAULT_TEMPLATE, board: str = "qemu-mps2-an500",
+def generate_project(compiled_or_export_dir, template=None, board: str = "qemu-mps2-an500",
                      project_dir=None, ram_budget: int | None = None, stack_size: int | None = None,
-                     make_vars: dict | None = None) -> Path:
+                     make_vars: dict | None = None, force: bool = False) -> Path:
     """Create a buildable firmware project; returns its directory.
 
     compiled_or_export_dir: an export dir (docs/interfaces.md) or an object with
     .export(dir) such as a CompiledModel. ram_budget (bytes) shrinks the RAM the
-    link may use, e.g. to emulate a real chip's SRAM on QEMU."""
-    if board not in BOARDS:
-        raise ValueError(f"unknown board {board!r}; choose one of {BOARDS}")
+    link may use, e.g. to emulate a real chip's SRAM on QEMU. template: None for the
+    bundled firmware template. project_dir: None makes a new temporary folder (the
+    caller removes it); an existing folder must be empty or ours (see check_project_dir)."""
+    device_board(board)
+    if not hasattr(compiled_or_export_dir, "export"):
+        _check_export_dir(Path(compiled_or_export_dir))
     template = _resolve_template(template)
-    project_dir = Path(project_dir) if project_dir else Path(tempfile.mkdtemp(prefix=f"tvmf-{board}-"))
-    project_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("model", "generated", "build", "export"):
-        shutil.rmtree(project_dir / stale, ignore_errors=True)
-    shutil.copytree(template, project_dir, ignore=_TEMPLATE_SKIP, dirs_exist_ok=True)
+    if project_dir is None:
+        project_dir = Path(tempfile.mkdtemp(prefix=f"tvmf-{board}-"))
+    project_dir = check_project_dir(project_dir, force)
+    ours = is_ours(project_dir)
+    with project_lock(project_dir):
+        mark(project_dir, "firmware project")
+        if ours or force:
+            for stale in _GENERATED:
+                shutil.rmtree(project_dir / stale, ignore_errors=True)
+        _copy_tree(template, project_dir)
+        return _add_model(compiled_or_export_dir, project_dir, board, template, ram_budget, stack_size, make_vars)
 
-    if hasattr(compiled_or_export_dir, "export"):
-        export_dir = project_dir / "export"
-        compiled_or_export_dir.export(str(export_dir))
-    else:
-        export_dir = Path(compiled_or_export_dir)
+
+def _check_export_dir(export_dir: Path) -> None:
     header = export_dir / "model" / "include" / "tvmgen_default.h"
     if not header.is_file() or not list((export_dir / "model" / "src").glob("*.c")):
-        raise FileNotFoundError(f"{export_dir} is not an exported model dir (need model/include/"
-                                "tvmgen_default.h and model/src/*.c, see docs/interfaces.md)")
+        raise UsageError(f"{export_dir} is not an exported model dir (need model/include/"
+                         "tvmgen_default.h and model/src/*.c, see docs/interfaces.md)")
+
+
+def _add_model(source, project_dir: Path, board, template, ram_budget, stack_size, make_vars) -> Path:
+    if hasattr(source, "export"):
+        export_dir = project_dir / "export"
+        source.export(str(export_dir))
+    else:
+        export_dir = Path(source)
+    _check_export_dir(export_dir)
     shutil.copytree(export_dir / "model", project_dir / "model")
     io, report = {}, {}
     for name in ("io.json", "report.json"):
@@ -98,7 +193,8 @@ def generate_project(compiled_or_export_dir, template=DEFAULT_TEMPLATE, board: s
         "# Written by tvm_fused.micro.generate_project; `make VAR=...` still overrides.\n"
         + "".join(f"{k} ?= {v}\n" for k, v in mk.items()))
     (project_dir / "project.json").write_text(json.dumps(
-        {"board": board, "ram_budget": ram_budget, "stack_size": stack_size, "template": str(template),
+        {"board": board, "ram_budget": ram_budget, "stack_size": stack_size,
+         "template": "bundled" if not isinstance(template, Path) else str(template),
          "model": report.get("model"), "macs": report.get("macs")}, indent=1))
     return project_dir
 
@@ -145,19 +241,21 @@ def build_project(project_dir, board: str | None = None, jobs: int = 2, timeout:
                   make: str = "make", make_vars: dict | None = None) -> Path:
     """Run make in the project; returns the firmware ELF path.
 
-    Raises ModelDoesNotFitError when the link overflows a memory region, BuildError
+    Raises ToolNotFoundError when make or the cross compiler is missing,
+    ModelDoesNotFitError when the link overflows a memory region, BuildError
     on any other failure (with the tail of make's output)."""
+    from .tools import require_build_tools
+
     project_dir = Path(project_dir)
     board = board or project_board(project_dir)
+    require_build_tools(make)
     cmd = [make, "-C", str(project_dir), f"-j{jobs}", f"BOARD={board}"]
     cmd += [f"{k}={v}" for k, v in (make_vars or {}).items()]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise BuildError(f"make timed out after {timeout:.0f}s in {project_dir}") from e
+    with project_lock(project_dir):
+        res = _run_make(cmd, timeout, project_dir)
     if res.returncode == 0:
         return elf_path(project_dir, board)
-    log = res.stdout + res.stderr
+    log = res.stdout
     overflows = _OVERFLOW.findall(log)
     if overflows:
         region, n = overflows[0]
@@ -171,3 +269,34 @@ def build_project(project_dir, board: str | None = None, jobs: int = 2, timeout:
         raise ModelDoesNotFitError(f"{asserts[0].strip()} (board {board})", board=board)
     tail = "\n".join(log.strip().splitlines()[-25:])
     raise BuildError(f"firmware build failed for {board} in {project_dir}:\n{tail}")
+
+
+def _run_make(cmd, timeout: float, project_dir: Path) -> subprocess.CompletedProcess:
+    """make in its own process group, so that a timeout, Ctrl-C or SIGTERM stops the
+    compilers it started too (no orphaned arm-none-eabi-gcc). The compilers' temporary
+    files go to the project's build/.tmp, not the user's temp folder, and SIGTERM comes
+    first so gcc deletes them itself."""
+    import signal
+
+    tmp = project_dir / "build" / ".tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, start_new_session=True, env=env)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except BaseException as e:
+        for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except OSError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise BuildError(f"make timed out after {timeout:.0f}s in {project_dir}") from e
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")

@@ -1,4 +1,4 @@
-"""RPC framing shared with the firmware (apps/stm32/src/rpc_protocol.h, docs/rpc.md).
+"""RPC framing shared with the firmware (tvm_fused/micro/template/src/rpc_protocol.h, docs/rpc.md).
 
 Pure Python, no I/O: encode frames, decode a byte stream into frames (skipping
 garbage, resyncing on the magic), and pack/unpack command payloads."""

@@ -66,8 +66,12 @@ def run_on_device(source, x, board: str = "qemu-mps2-an500", project_dir=None, r
                   stack_size: int | None = None) -> DeviceRun:
     """source: a CompiledModel or an export dir. x: the int8 input (any shape with the
     right number of elements). project_dir None: a new temp dir (kept; the caller owns it)."""
+    if hasattr(source, "io"):  # a CompiledModel: the documented conversion (float quantized, exact shape)
+        from ..validate import input_array
+
+        x = input_array(x, source.io["inputs"][0])
     project, elf, seconds = build_firmware(source, board, project_dir, ram_budget, stack_size)
-    y, m, run_seconds = run_firmware(project, np.asarray(x, dtype=np.int8), board=board, port=port,
+    y, m, run_seconds = run_firmware(project, x, board=board, port=port,
                                      repeat=repeat, upload_progress=upload_progress)
     seconds.update(run_seconds)
     return DeviceRun(y, m, project, elf, seconds)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import protocol as P
 from .elfsize import elf_memory
+from ..errors import InvalidInputError
 from .errors import DeviceError, MicroError, RpcError
 from .launcher import DEFAULT_ICOUNT_SHIFT, QEMU_MACHINES, QemuLauncher
 from .project import build_project, elf_path, project_board
@@ -106,8 +107,12 @@ class Session:
 
     def set_input(self, x, progress=None) -> None:
         """Upload the int8 input (chunked), then check the device's CRC of it."""
-        data = np.ascontiguousarray(x, dtype=np.int8).tobytes() if not isinstance(x, (bytes, bytearray)) \
-            else bytes(x)
+        if not isinstance(x, (bytes, bytearray)):
+            x = np.asarray(x)
+            if x.dtype != np.int8:  # never reinterpret: a float or wider int needs quantizing first
+                raise InvalidInputError(f"input dtype {x.dtype}: the device takes int8; quantize it first "
+                                        "(tvm_fused.validate.input_array)")
+        data = np.ascontiguousarray(x).tobytes() if not isinstance(x, (bytes, bytearray)) else bytes(x)
         total = self._info["input_bytes"]
         if len(data) != total:
             raise ValueError(f"input has {len(data)} bytes, the model takes {total} "

@@ -135,8 +135,9 @@ def select_first_blocks(mod: tvm.IRModule, n: int) -> list[list[str]]:
     """Runs covering the first ``n`` fusable blocks (one run per chain touched)."""
     blocks = fusable_blocks(mod)
     if n > len(blocks):
+        why = _why_no_blocks(mod) if not blocks else "stem conv and inverted residual blocks"
         raise FusionError(f"--fuse {n}: this model has only {len(blocks)} fusable blocks "
-                          f"(stem conv and inverted residual blocks); use 0..{len(blocks)} or auto")
+                          f"({why}); use 0..{len(blocks)} or auto")
     runs: dict[int, list[str]] = {}
     for ci, block in blocks[:n]:
         runs.setdefault(ci, []).extend(c.name for c in block)
@@ -339,7 +340,7 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
     info["peak_op_unfused"] = _peak_op(base)
     if fuse == "auto":
         if not blocks:
-            info["explanation"] = "nothing to fuse: no chain of convolutions in this model; compiled unchanged"
+            info["explanation"] = f"nothing to fuse: {_why_no_blocks(mod)}; compiled unchanged"
             return mod, info
         search = FusionSearch(mod, objective)
         best = (cost(base), [], mod, base)
@@ -375,6 +376,17 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
     info["estimated_latency_ratio"] = round(
         estimated_latency_ratio(mod, sum(c["macs"] for c in info["chains"])), 4)
     return new_mod, info
+
+
+def _why_no_blocks(mod) -> str:
+    """Why a model has no fusable block: the real cause, e.g. a batch > 1."""
+    attrs = mod["main"].attrs
+    io = json.loads(str(attrs[IO_ATTR])) if attrs is not None and IO_ATTR in attrs else {"inputs": []}
+    dims = io["inputs"][0]["shape"] if io["inputs"] else []
+    if len(dims) == 4 and dims[0] != 1:
+        return (f"the input batch is {dims[0] if dims[0] is not None else 'dynamic'}, and fused chains are built "
+                "for batch 1 (export the model with batch 1)")
+    return "no chain of convolutions in this model"
 
 
 def _peak_op(plan) -> str:

@@ -91,6 +91,7 @@ class _Legalizer:
         self.bb = relax.BlockBuilder()
         self.io = {"inputs": [], "outputs": []}
         self.folded_clips: set[str] = set()
+        self.layer: str | None = None  # name of the imported binding being lowered (its layer)
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
@@ -193,6 +194,7 @@ class _Legalizer:
     # ------------------------------------------------------------------ visitors
     def _visit(self, var, value):
         name = op_name(value)
+        self.layer = var.name  # a kernel emitted here is named after this binding
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
         if name == "relax.dequantize":
@@ -547,7 +549,7 @@ class _Legalizer:
         # no global_symbol: identical kernels are then shared (add_func deduplicates)
         gv = self.bb.add_func(func.without_attr("global_symbol"), kind)
         call = relax.call_tir(gv, args, relax.TensorType(tuple(shape), "int8"))
-        var = self.bb.emit(call, name_hint=kind)
+        var = self.bb.emit(call, name_hint=self.layer or kind)
         return QTensor(var, tuple(shape), scale, zp, layout)
 
 

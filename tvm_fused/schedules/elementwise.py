@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 from .common import finish_prim_func
-from .fixed_point import _LET_IDS, quantize_multiplier, requantize_expr
+from .fixed_point import quantize_multiplier, requantize_expr
 
 ADD_LEFT_SHIFT = 20
 
@@ -61,8 +61,7 @@ def add_expr(a_value, b_value, p: AddParams):
     """One output element of the add from two int8 input values."""
     xa, xb = add_scaled_inputs(a_value, b_value, p)
     # bind each scaled input once: nested Let definitions confuse TVM's bound analysis
-    n = next(_LET_IDS)
-    va, vb = tirx.Var(f"scaled_a{n}", "int32"), tirx.Var(f"scaled_b{n}", "int32")
+    va, vb = tirx.Var("scaled_a", "int32"), tirx.Var("scaled_b", "int32")
     return tirx.Let(va, xa, tirx.Let(vb, xb, add_output(va + vb, p)))
 
 

@@ -14,14 +14,12 @@ like TFLite's Prepare step.
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
-_LET_IDS = itertools.count()
 
 
 def _round_half_away(x: float) -> float:
@@ -104,12 +102,13 @@ def requantize_expr(acc, multiplier, shift):
         left = tirx.shift_left(one, tirx.max(shift.astype(i64), zero))
         right = tirx.max(zero - shift.astype(i64), zero)
         m = multiplier.astype(i64)
-    # unique names: some TVM analyzers key Let bindings by name, not identity
-    n = next(_LET_IDS)
-    v_prod = tirx.Var(f"rq_prod{n}", i64)
-    v_high = tirx.Var(f"rq_high{n}", i64)
-    v_right = tirx.Var(f"rq_right{n}", i64)
-    v_mask = tirx.Var(f"rq_mask{n}", i64)
+    # Fixed names, no global counter, so that two compiles emit identical C: TIR tells
+    # variables apart by identity, and the C code generator makes repeated names unique
+    # per function (rq_prod, rq_prod_1, ...) in a deterministic order.
+    v_prod = tirx.Var("rq_prod", i64)
+    v_high = tirx.Var("rq_high", i64)
+    v_right = tirx.Var("rq_right", i64)
+    v_mask = tirx.Var("rq_mask", i64)
     # SaturatingRoundingDoublingHighMul (the INT32_MIN * INT32_MIN case cannot occur: M >= 0)
     nudge = tirx.Select(v_prod >= zero, tirx.const(1 << 30, i64), tirx.const(1 - (1 << 30), i64))
     high = tirx.truncdiv(v_prod + nudge, tirx.const(1 << 31, i64))

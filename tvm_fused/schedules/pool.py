@@ -16,7 +16,7 @@ from tvm import te, tirx
 
 from .common import finish_prim_func
 from .conv2d import Conv2DParams
-from .fixed_point import _LET_IDS, quantize_multiplier, requantize_expr
+from .fixed_point import quantize_multiplier, requantize_expr
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class PoolParams:
 def _divide_round_half_away(acc, count):
     """(acc +- count/2) / count with C's truncating division, as TFLite writes it."""
     half = tirx.floordiv(count, 2) if not isinstance(count, int) else count // 2
-    total = tirx.Var(f"pool_sum{next(_LET_IDS)}", "int32")  # bound once: ``acc`` may hold Let definitions
+    total = tirx.Var("pool_sum", "int32")  # bound once: ``acc`` may hold Let definitions
     body = tirx.Select(total > 0, tirx.truncdiv(total + half, count), tirx.truncdiv(total - half, count))
     return tirx.Let(total, acc, body)
 
