@@ -82,13 +82,16 @@ class CompiledModel:
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
             progress: bool = True, codegen: bool = True,
-            latency_budget: float | None = None, fuse_objective: str = "arena") -> CompiledModel:  # noqa: A001 (as tvm.compile)
+            latency_budget: float | None = None, fuse_objective: str = "arena",
+            stream_input: bool = False) -> CompiledModel:  # noqa: A001 (as tvm.compile)
     """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
 
     ``fuse``: "none", "auto" (chains that lower the arena peak, optionally within
     ``latency_budget``, an estimated fused/unfused instruction ratio such as 1.05) or N
     (the first N fusable blocks). ``codegen=False`` stops after memory planning (for fast what-if planning): the
-    result has a report but no C library and cannot be exported.
+    result has a report but no C library and cannot be exported. ``stream_input``: the
+    first fused chain pulls input rows through ``tvmgen_default_read_input_rows`` (declared
+    in ``tvmgen_default.h``), so the frame never sits in the arena (needs fuse != "none").
     """
     from . import frontend, validate
     from .backend import generate_c
@@ -106,9 +109,20 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     imported = prog.step("import", frontend.load, model, name)
     mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
     fuse_info = {"mode": str(fuse), "chains": []}
+    if stream_input and str(fuse) in ("none", "0"):
+        raise FusionError("stream_input needs a fused chain at the model input: use --fuse auto (or N >= 1) "
+                          "with --stream-input")
+    legalized = mod
     if str(fuse) != "none":
-        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective)
-    plan = prog.step("plan memory", plan_memory, mod)
+        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective,
+                                   stream_input)
+    plan = prog.step("plan memory", plan_memory, mod, streamed_input=stream_input)
+    if stream_input:  # the host reference: the same chains reading a whole input (LLVM cannot link the callback)
+        from .passes import FuseConvChains
+
+        codegen_mod, mod = mod, FuseConvChains([c["replaced"] for c in fuse_info["chains"]])(legalized)
+    else:
+        codegen_mod = mod
     io = json.loads(mod["main"].attrs["tvm_fused.io"])
     budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
@@ -117,9 +131,14 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
-            f"{budget} bytes{where}. {_fit_advice(fuse)}")
-    library = prog.step("generate C", generate_c, mod, plan, io) if codegen else None
+            f"{budget} bytes{where}. {_fit_advice(fuse)}{_stream_advice(legalized, fuse, stream_input, budget)}")
+    library = prog.step("generate C", generate_c, codegen_mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
+    if stream_input:
+        row = next(c["stream_input"] for c in fuse_info["chains"] if "stream_input" in c)
+        report["stream_input"] = {**row, "frame_bytes": int(np.prod(io["inputs"][0]["shape"])),
+                                  "note": "the arena holds only the input row buffer (inside the first "
+                                          "chain's scratch); the application supplies rows via the callback"}
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
@@ -135,13 +154,31 @@ def _fit_advice(fuse) -> str:
     return f"This is with --fuse {fuse}; try --fuse auto, or lower the input resolution or width."
 
 
-def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena"):
+def _stream_advice(legalized, fuse, stream_input, budget) -> str:
+    """With --fuse auto and the input held whole: would --stream-input meet the budget?"""
+    if stream_input or str(fuse) != "auto":
+        return ""
+    from .passes import fuse_conv_chains
+    from .passes.memory_plan import plan_memory
+
+    try:
+        streamed, _ = fuse_conv_chains(legalized, "auto", stream_input=True)
+        need = plan_memory(streamed, streamed_input=True).arena_bytes
+    except (FusionError, ValueError):
+        return ""
+    if need <= budget:
+        return (f" With --stream-input (stream_input=True: input rows arrive through a callback, the frame "
+                f"never sits in RAM) the arena needs {need} bytes, which meets the budget.")
+    return f" Even --stream-input needs {need} bytes."
+
+
+def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena", stream_input=False):
     from .passes import fuse_conv_chains
 
     if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
         raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
     return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget,
-                            latency_budget=latency_budget, objective=objective)
+                            latency_budget=latency_budget, objective=objective, stream_input=stream_input)
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:

@@ -247,6 +247,7 @@ class MemoryPlan:
     aliases: list = field(default_factory=list)
     arena_bytes_without_inplace: int = 0
     arena_bytes_without_input_inplace: int = 0  # without input, without in-place
+    streamed_input: bool = False  # the input arrives by rows through a callback, outside the arena
 
     def inplace_report(self) -> dict:
         return {
@@ -322,11 +323,13 @@ def _select_aliases(buffers, candidates, live, planner, arena):
     return planner, arena, used
 
 
-def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
+def plan_memory(mod: tvm.IRModule, inplace: bool = True, streamed_input: bool = False) -> MemoryPlan:
     """Plan the arena of a legalized (possibly fused) module's ``main``.
 
     ``inplace``: let ops write their output over a dying input where ``inplace.py``
-    proves it safe; the plan with in-place reuse is kept only when it is smaller."""
+    proves it safe; the plan with in-place reuse is kept only when it is smaller.
+    ``streamed_input``: the model input never sits in the arena (its first reader is a
+    fused chain pulling rows through a callback): it gets a 0-byte slot."""
     func = mod["main"]
     bindings = [b for block in func.body.blocks for b in block.bindings]
     first: dict[str, int] = {}
@@ -338,7 +341,7 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
     for p in func.params:
         inputs.append(p.name)
         first[p.name], last[p.name] = 0, 0
-        sizes[p.name] = _bytes_of(p.ty)
+        sizes[p.name] = 0 if streamed_input else _bytes_of(p.ty)
         shapes[p.name] = tuple(int(d) for d in p.ty.shape)
     ops: list[OpRecord] = []
     counts: dict[str, int] = {}
@@ -397,5 +400,9 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
         _, arena_no_input, _ = _select_aliases(no_input, found, live, None, arena_no_input)
     by_name = {b.name: b for b in planner.buffers}
     live = [planner.live_bytes(i) for i in range(len(ops))]
+    if streamed_input:
+        readers = [op for op in ops if any(t in inputs for t in op.inputs)]
+        if [op.index for op in readers] != [0] or ops[0].op != "fused_chain":
+            raise ValueError("a streamed input must be read by one fused chain, the first op")
     return MemoryPlan(by_name, ops, shapes, arena, planner.lower_bound(), inputs, output, live,
-                      arena_no_input, used, plain[0], plain[1])
+                      arena_no_input, used, plain[0], plain[1], streamed_input)
