@@ -80,7 +80,7 @@ def fits(cm, budget: int, stack=FIRMWARE_STACK_BYTES, runtime=FIRMWARE_RUNTIME_B
 
 
 def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int = 96, stop: int = 1024,
-                   progress=print) -> dict:
+                   progress=print, stream_input: bool = False, latency_budget: float | None = None) -> dict:
     """Largest square resolution (multiple of ``step``) whose arena + stack + runtime fits ``budget``."""
     from . import compile as compile_model
     from .models import mobilenet_v2
@@ -91,7 +91,8 @@ def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int 
     while resolution <= stop:
         kwargs = {**model_kwargs, "resolution": resolution}
         cm = compile_model(mobilenet_v2(**kwargs), fuse=fuse, codegen=False, progress=False,
-                           name=f"mbv2-{kwargs.get('width', 0.35)}-{resolution}")
+                           name=f"mbv2-{kwargs.get('width', 0.35)}-{resolution}", stream_input=stream_input,
+                           latency_budget=latency_budget)
         need = cm.report["arena_bytes"] + FIRMWARE_STACK_BYTES + FIRMWARE_RUNTIME_BYTES
         ok = need <= budget
         tried.append({"resolution": resolution, "arena_bytes": cm.report["arena_bytes"], "ram_needed": need,
@@ -104,7 +105,8 @@ def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int 
             break
         best = resolution
         resolution += step
-    return {"fuse": str(fuse), "budget": budget, "max_resolution": best, "tried": tried}
+    return {"fuse": str(fuse), "stream_input": stream_input, "budget": budget, "max_resolution": best,
+            "tried": tried}
 
 
 def dump(obj, path):

@@ -49,9 +49,38 @@ void model_init(void)
     counter_overhead = board_counter_read();
 }
 
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+/* Streamed input: the model pulls rows through tvmgen_default_read_input_rows() and
+   never holds the frame. This test firmware serves the rows from a whole frame: on QEMU
+   one uploaded over RPC into the board's spare RAM (section .stream_frame, outside the
+   RAM budget, standing in for a camera); elsewhere a const all-zero frame in flash
+   (set_input is refused: model_input_size() is 0). */
+#ifdef BOARD_STREAM_FRAME_SECTION
+__attribute__((section(".stream_frame"), aligned(16))) static int8_t stream_frame[TVMGEN_DEFAULT_INPUT_SIZE];
+#define STREAM_FRAME_BYTES TVMGEN_DEFAULT_INPUT_SIZE
+#else
+static const int8_t stream_frame[TVMGEN_DEFAULT_INPUT_SIZE] = {0};
+#define STREAM_FRAME_BYTES 0u
+#endif
+static int32_t stream_next_row;
+
+int32_t tvmgen_default_read_input_rows(int8_t *rows, int32_t first_row, int32_t n_rows)
+{
+    if (first_row != stream_next_row || n_rows < 1 || first_row + n_rows > TVMGEN_DEFAULT_INPUT_ROWS)
+        return -1;
+    memcpy(rows, stream_frame + (uint32_t)first_row * TVMGEN_DEFAULT_INPUT_ROW_BYTES,
+           (uint32_t)n_rows * TVMGEN_DEFAULT_INPUT_ROW_BYTES);
+    stream_next_row += n_rows;
+    return 0;
+}
+
+uint8_t *model_input(void) { return (uint8_t *)stream_frame; }
+uint32_t model_input_size(void) { return STREAM_FRAME_BYTES; }
+#else
 uint8_t *model_input(void) { return (uint8_t *)tvmgen_default_input_ptr(); }
-uint8_t *model_output(void) { return (uint8_t *)tvmgen_default_output_ptr(); }
 uint32_t model_input_size(void) { return TVMGEN_DEFAULT_INPUT_SIZE; }
+#endif
+uint8_t *model_output(void) { return (uint8_t *)tvmgen_default_output_ptr(); }
 uint32_t model_output_size(void) { return TVMGEN_DEFAULT_OUTPUT_SIZE; }
 uint32_t model_arena_size(void) { return TVMGEN_DEFAULT_ARENA_SIZE; }
 
@@ -64,7 +93,7 @@ void model_run(uint32_t repeat, run_result_t *r)
 {
     struct tvmgen_default_inputs in = {.input = tvmgen_default_input_ptr()};
     struct tvmgen_default_outputs out = {.output = tvmgen_default_output_ptr()};
-    uint32_t input_crc = crc32_update(0, model_input(), TVMGEN_DEFAULT_INPUT_SIZE);
+    uint32_t input_crc = crc32_update(0, model_input(), model_input_size());
     bool input_intact = true;
 
     memset(r, 0, sizeof *r);
@@ -73,6 +102,9 @@ void model_run(uint32_t repeat, run_result_t *r)
     if (repeat == 0)
         repeat = 1;
     for (uint32_t i = 0; i < repeat; i++) {
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+        stream_next_row = 0;
+#endif
         board_counter_start();
         int32_t rc = tvmgen_default_run(&in, &out);
         uint64_t t = board_counter_read();
@@ -85,7 +117,7 @@ void model_run(uint32_t repeat, run_result_t *r)
             r->max = t;
         if (rc != 0 || !arena_canaries_ok())
             break;
-        input_intact = crc32_update(0, model_input(), TVMGEN_DEFAULT_INPUT_SIZE) == input_crc;
+        input_intact = crc32_update(0, model_input(), model_input_size()) == input_crc;
         if (!input_intact)
             break;
     }
