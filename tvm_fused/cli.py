@@ -101,20 +101,31 @@ def cmd_plan(args) -> int:
     unfused = compile_model(model, board=args.board or "host", name=name, codegen=False, progress=not args.quiet)
     print(plan.memory_table(unfused))
     result = {"unfused": unfused.report}
-    fused = None
+    fused = streamed = None
     if args.fuse != "none":
         fused = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
                               progress=not args.quiet, latency_budget=args.latency_budget,
-                              fuse_objective=args.fuse_objective, stream_input=args.stream_input)
+                              fuse_objective=args.fuse_objective)
+        if args.stream_input:
+            streamed = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
+                                     progress=not args.quiet, latency_budget=args.latency_budget,
+                                     stream_input=True)
         print()
         print(plan.memory_table(fused))
         ratio = fused.report["arena_bytes"] / unfused.report["arena_bytes"]
         print(f"\narena: unfused {unfused.report['arena_bytes']:,} B -> fused {fused.report['arena_bytes']:,} B "
               f"({ratio:.3f}x)")
         result["fused"] = fused.report
+    if streamed is not None:
+        print()
+        print(plan.memory_table(streamed))
+        print(f"\narena with --stream-input: {streamed.report['arena_bytes']:,} B (row buffer "
+              f"{streamed.report['stream_input']['row_buffer_bytes']:,} B instead of the "
+              f"{streamed.report['stream_input']['frame_bytes']:,} B frame)")
+        result["fused_streamed"] = streamed.report
     if args.plot:
         with atomic_file(args.plot, "--plot") as tmp:
-            plan.plot(unfused, fused or unfused, tmp)
+            plan.plot(unfused, fused or unfused, tmp, streamed)
         print(f"wrote {args.plot}")
     if args.json:
         with atomic_file(args.json, "--json") as tmp:

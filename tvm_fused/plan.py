@@ -50,8 +50,8 @@ def live_bytes_by_unfused_step(unfused, fused) -> list[int]:
             for op in unfused.plan.ops]
 
 
-def plot(unfused, fused, path) -> None:
-    """Live bytes over the execution order, unfused vs fused, as a PNG."""
+def plot(unfused, fused, path, streamed=None) -> None:
+    """Live bytes over the execution order, unfused vs fused (vs fused + streamed input), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +63,10 @@ def plot(unfused, fused, path) -> None:
             label=f"unfused (arena {unfused.report['arena_bytes'] / 1024:.0f} KiB)")
     ax.step(steps, [b / 1024 for b in live_bytes_by_unfused_step(unfused, fused)], where="mid",
             label=f"fused, {fused.report['fuse']['mode']} (arena {fused.report['arena_bytes'] / 1024:.0f} KiB)")
+    if streamed is not None:
+        ax.step(steps, [b / 1024 for b in live_bytes_by_unfused_step(unfused, streamed)], where="mid",
+                label=f"fused + streamed input (arena {streamed.report['arena_bytes'] / 1024:.0f} KiB)")
+        ax.axhline(streamed.report["arena_bytes"] / 1024, color="C2", lw=0.6, ls=":")
     ax.axhline(unfused.report["arena_bytes"] / 1024, color="C0", lw=0.6, ls=":")
     ax.axhline(fused.report["arena_bytes"] / 1024, color="C1", lw=0.6, ls=":")
     ax.set_xlabel("op (unfused execution order)")
