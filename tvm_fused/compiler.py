@@ -117,6 +117,11 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective,
                                    stream_input)
     plan = prog.step("plan memory", plan_memory, mod, streamed_input=stream_input)
+    if target.banks and plan.arena_bytes > target.banks[0].bytes:  # spread over the board's banks
+        from .passes.memory_plan import place_in_banks
+
+        plan = prog.step("place in banks", place_in_banks, plan,
+                         [(b.name, b.bytes, b.section) for b in target.banks])
     if stream_input:  # the host reference: the same chains reading a whole input (LLVM cannot link the callback)
         from .passes import FuseConvChains
 
@@ -209,6 +214,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "input_bytes": plan.buffers[plan.input_names[0]].size,
         "arena_bytes_without_input": plan.arena_bytes_without_input,
         "inplace": plan.inplace_report(),
+        "banks": plan.bank_report(),
         "weights_bytes": weights,
         "flash_bytes_estimate": flash,
         "macs": macs,

@@ -212,7 +212,9 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         exprs = []
         for (kind, ref), param in zip(call.args, params):
             if kind == "arena":
-                exprs.append(f"({_CTYPE[str(param.dtype)]}*)(arena + {plan.buffers[ref].offset})")
+                bank = plan.buffers[ref].bank
+                base = f"{PREFIX}_arena_{bank}" if bank else "arena"
+                exprs.append(f"({_CTYPE[str(param.dtype)]}*)({base} + {plan.buffers[ref].offset})")
             else:
                 exprs.append(f"{PREFIX}_{constants[ref].name}")
         op = call.op
@@ -275,6 +277,18 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
 #endif
 {PREFIX.upper()}_ARENA_ATTR __attribute__((aligned(16))) uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];
 """
+    extra_banks = [(name, info) for name, info in getattr(plan, "banks", {}).items()
+                   if any(b.bank == name for b in plan.buffers.values())]
+    if extra_banks:  # activations spread over memory banks: one array per extra bank, in its section
+        decls = "".join(f"/* Memory bank {name}: {info['arena_bytes']} of {info['capacity']} bytes. */\n"
+                        f"#define {PREFIX.upper()}_ARENA_{name.upper()}_SIZE {info['arena_bytes']}\n"
+                        f"extern uint8_t {PREFIX}_arena_{name}[{PREFIX.upper()}_ARENA_{name.upper()}_SIZE];\n"
+                        for name, info in extra_banks)
+        header = header.replace(f"extern uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];\n",
+                                f"extern uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];\n" + decls)
+        arena += "".join(f'__attribute__((section("{info["section"]}"), aligned(16))) uint8_t '
+                         f"{PREFIX}_arena_{name}[{PREFIX.upper()}_ARENA_{name.upper()}_SIZE];\n"
+                         for name, info in extra_banks)
     files = {
         f"include/{PREFIX}.h": header,
         f"src/{PREFIX}.c": "\n".join(entry),
