@@ -33,6 +33,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def _save(path, budget, results) -> None:
+    """Written after every step, so a long sweep leaves its results so far."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"budget": budget, "results": results}, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     import tvm_fused
     from tvm_fused import models, plan
@@ -62,6 +69,7 @@ def main(argv=None) -> int:
             row = {"model": model_name, "width": kwargs.get("width"), "mode": mode, "max_resolution": res,
                    "planned_ram": next((t["ram_needed"] for t in found["tried"] if t["resolution"] == res), None)}
             results.append(row)
+            _save(args.json, budget, results)
             if res is None:
                 continue
             for r, expect in ((res, True), (res + 32, False)):
@@ -101,6 +109,7 @@ def main(argv=None) -> int:
                                 "qemu_seconds": round(time.perf_counter() - t0, 1)})
                     print(f"   {r} px on QEMU with RAM_BUDGET={budget}: output matches reference: "
                           f"{row['qemu_output_matches_reference']}, peak RAM {m['peak_ram_bytes']:,} B", flush=True)
+            _save(args.json, budget, results)
     print()
     print(f"{'model':<14} {'mode':<7} {'max px':>7} {'links':>6} {'+32 fails':>10} {'qemu ok':>8} {'peak_ram':>10}")
     for r in results:
