@@ -18,7 +18,7 @@ def test_float_only_model():
 def test_unsupported_op_lists_op_and_node():
     model = testing.unsupported_op_model("Hardmax")
     node = next(n.name for n in model.graph.node if n.op_type == "Hardmax")
-    with pytest.raises(UnsupportedModelError, match=f"Hardmax \\(node '{node}'\\)"):
+    with pytest.raises(UnsupportedModelError, match=f"Hardmax \\(1 node, first '{node}'\\)"):
         tvm_fused.compile(model, progress=False)
 
 

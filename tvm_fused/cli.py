@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from . import validate
 from .boards import BOARDS
-from .errors import TvmFusedError, UsageError
+from .errors import UsageError, recover
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps", ".ps")
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _arg(check):
@@ -93,6 +95,9 @@ def cmd_plan(args) -> int:
 
     if args.plot:
         validate.output_file(args.plot, "--plot")
+        if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"--plot {args.plot}: the picture format comes from the file name; end it in "
+                             f"{', '.join(PLOT_SUFFIXES)}")
     if args.json:
         validate.output_file(args.json, "--json")
     if args.max_resolution:
@@ -222,6 +227,8 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C must not cut the clean-up of the first short
+            return
         self.received = signum
         raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
@@ -232,8 +239,9 @@ class _Signals:
 
 def _message(exc: BaseException) -> tuple[int, str]:
     """(exit status, one-line message) for an exception that reached the top."""
-    if isinstance(exc, TvmFusedError):
-        return EXIT_USAGE, f"tvm-fused: error: {exc}"
+    ours = recover(exc)  # also our error after TVM's FFI turned it into a RuntimeError
+    if ours is not None:
+        return EXIT_USAGE, f"tvm-fused: error: {ours}"
     if isinstance(exc, OSError):
         what = f"{exc.filename}: " if exc.filename else ""
         if exc.errno == errno.ENOSPC:
@@ -243,7 +251,7 @@ def _message(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, f"tvm-fused: error: {what}{exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return EXIT_USAGE, "tvm-fused: error: out of memory; try a smaller model or input resolution"
-    return EXIT_MISMATCH, (f"tvm-fused: internal error: {type(exc).__name__}: {str(exc).strip()[:500]}\n"
+    return EXIT_BUG, (f"tvm-fused: internal error: {type(exc).__name__}: {str(exc).strip()[:500]}\n"
                            "  this is a bug in tvm-fused; run again with --debug for the traceback and report it")
 
 

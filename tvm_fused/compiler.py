@@ -1,4 +1,4 @@
-"""``tvm_fused.compile``: model file -> legalized module -> memory plan -> C library + report."""
+"""``tvm_fused.compile``: model file -> the ``tvm_fused`` pass pipeline (legalize, fuse, memory plan) -> C + report."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .attrs import model_io
 from .boards import get_board
 from .errors import FusionError, ModelDoesNotFitError, TvmFusedError
 
@@ -26,11 +27,13 @@ class _Progress:
     def step(self, name, fn, *args, **kwargs):
         t = time.perf_counter()
         result = fn(*args, **kwargs)
-        dt = time.perf_counter() - t
-        self.timings[name] = round(dt, 3)
-        if self.enabled and dt > 1.0:
-            print(f"[tvm-fused] {name}: {dt:.1f} s", file=sys.stderr, flush=True)
+        self.record(name, time.perf_counter() - t)
         return result
+
+    def record(self, name, seconds):
+        self.timings[name] = round(seconds, 3)
+        if self.enabled and seconds > 1.0:
+            print(f"[tvm-fused] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 class CompiledModel:
@@ -65,19 +68,62 @@ class CompiledModel:
             (root / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
         return Path(directory)
 
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """TVM's own host build (LLVM) of the legalized module: what the device must output."""
+    def reference(self, *inputs):
+        """TVM's own host build (LLVM) of the legalized module: what the device must output.
+
+        ``inputs``: one int8 array per model input (in ``io["inputs"]`` order), a list of them,
+        or a dict by input name. Returns the output array, or a list of arrays (``io["outputs"]``
+        order) when the model has several outputs.
+        """
         if self._reference is None:
             from .backend import HostReference
 
             self._reference = HostReference(self.mod)
+        return self._reference(*self.input_arrays(*inputs))
+
+    def input_arrays(self, *inputs) -> list[np.ndarray]:
+        """Normalise ``inputs`` (arrays, a list, or a dict by name) to int8 arrays of the input shapes
+        (float arrays are quantized, see ``validate.input_array``)."""
+        specs = self.io["inputs"]
+        if len(inputs) == 1 and isinstance(inputs[0], dict):
+            missing = [s["name"] for s in specs if s["name"] not in inputs[0]]
+            if missing:
+                raise TvmFusedError(f"no value for model input(s) {missing}; inputs: {[s['name'] for s in specs]}")
+            inputs = [inputs[0][s["name"]] for s in specs]
+        elif len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = list(inputs[0])
+        if len(inputs) != len(specs):
+            raise TvmFusedError(f"the model has {len(specs)} input(s) "
+                                f"({', '.join(s['name'] for s in specs)}), got {len(inputs)} array(s)")
         from .validate import input_array
 
-        return self._reference(input_array(x, self.io["inputs"][0]))
+        return [input_array(x, spec, f"input '{spec['name']}'" if len(specs) > 1 else "input")
+                for x, spec in zip(inputs, specs)]
 
-    def random_input(self, seed: int = 0) -> np.ndarray:
-        shape = self.io["inputs"][0]["shape"]
-        return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+    def random_input(self, seed: int = 0):
+        """Random int8 input(s): one array for a single-input model, else a list in input order."""
+        rng = np.random.default_rng(seed)
+        arrays = [rng.integers(-128, 128, size=s["shape"], dtype=np.int8) for s in self.io["inputs"]]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def quantize_input(self, *inputs):
+        """Float input(s) -> int8 as TFLite's QUANTIZE does it (float32 ``round_half_away(x / s) + z``,
+        clamped): for float-in models, whose generated C takes the already quantized tensors."""
+        from .validate import quantize
+
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = list(inputs[0])
+        out = [quantize(np.asarray(x).reshape(spec["shape"]), spec["scale"], spec["zero_point"])
+               for x, spec in zip(inputs, self.io["inputs"])]
+        return out[0] if len(out) == 1 else out
+
+    def dequantize_output(self, outputs):
+        """int8 output(s) -> float32 ``s * (q - z)`` (TFLite's DEQUANTIZE), for float-out models."""
+        single = not isinstance(outputs, (list, tuple))
+        arrays = [outputs] if single else list(outputs)
+        out = [np.float32(spec["scale"]) * (np.asarray(q, np.int32) - spec["zero_point"]).astype(np.float32)
+               for q, spec in zip(arrays, self.io["outputs"])]
+        return out[0] if single else out
 
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
@@ -95,8 +141,8 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     """
     from . import frontend, validate
     from .backend import generate_c
-    from .passes import LegalizeQDQ
-    from .passes.memory_plan import plan_memory
+    from .passes.boundary import pass_done_hook
+    from .pipeline import tvm_fused_pipeline
 
     opts = validate.compile_options(board, fuse, ram_budget, latency_budget, fuse_objective)  # before any work
     fuse, ram_budget, latency_budget, fuse_objective = (opts[k] for k in ("fuse", "ram_budget", "latency_budget",
@@ -107,28 +153,32 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     target = get_board(board)
     prog = _Progress(progress)
     imported = prog.step("import", frontend.load, model, name)
-    mod = prog.step("legalize", LegalizeQDQ(imported.layout), imported.mod)
-    fuse_info = {"mode": str(fuse), "chains": []}
     if stream_input and str(fuse) in ("none", "0"):
         raise FusionError("stream_input needs a fused chain at the model input: use --fuse auto (or N >= 1) "
                           "with --stream-input")
-    legalized = mod
-    if str(fuse) != "none":
-        mod, fuse_info = prog.step("fuse", _fuse, mod, fuse, ram_budget, latency_budget, fuse_objective,
-                                   stream_input)
-    plan = prog.step("plan memory", plan_memory, mod, streamed_input=stream_input)
+    pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective, stream_input=stream_input)
+    token = pass_done_hook.set(prog.record)
+    try:
+        mod = pipeline(imported.mod)  # under the caller's PassContext (PassContext.current())
+    finally:
+        pass_done_hook.reset(token)
+    plan = pipeline.phases["memory plan"].plan
+    fuse_info = pipeline.phases["fuse"].report_entry
+    if plan is None or fuse_info is None:
+        skipped = [p.info.name for p in pipeline.phases.values() if getattr(p, "seconds", None) is None]
+        raise TvmFusedError(f"{'the pass' if len(skipped) == 1 else 'the passes'} {', '.join(skipped)} did not run (disabled in the caller's PassContext?); "
+                            "tvm_fused.compile needs all three: remove them from disabled_pass")
     if target.banks and plan.arena_bytes > target.banks[0].bytes:  # spread over the board's banks
         from .passes.memory_plan import place_in_banks
 
         plan = prog.step("place in banks", place_in_banks, plan,
                          [(b.name, b.bytes, b.section) for b in target.banks])
+    codegen_mod = mod
     if stream_input:  # the host reference: the same chains reading a whole input (LLVM cannot link the callback)
         from .passes import FuseConvChains
 
-        codegen_mod, mod = mod, FuseConvChains([c["replaced"] for c in fuse_info["chains"]])(legalized)
-    else:
-        codegen_mod = mod
-    io = json.loads(mod["main"].attrs["tvm_fused.io"])
+        mod = FuseConvChains([c["replaced"] for c in fuse_info["chains"]])(_legalized(imported, pipeline))
+    io = model_io(mod["main"])
     budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
         peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
@@ -136,7 +186,8 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
-            f"{budget} bytes{where}. {_fit_advice(fuse)}{_stream_advice(legalized, fuse, stream_input, budget)}")
+            f"{budget} bytes{where}. {_fit_advice(fuse)}"
+            f"{_stream_advice(imported, pipeline, fuse, stream_input, budget)}")
     library = prog.step("generate C", generate_c, codegen_mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
     if stream_input:
@@ -149,17 +200,12 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
 
 
-def _fit_advice(fuse) -> str:
-    """What to try when the arena is over budget, given the fusion setting that was used."""
-    if str(fuse) == "none":
-        return "Try --fuse auto (fuse=\"auto\"), or lower the input resolution or width."
-    if str(fuse) == "auto":
-        return ("This is after --fuse auto; lower the input resolution or width, or raise the budget "
-                "(try --fuse-objective arena_without_input if the input can live outside the arena).")
-    return f"This is with --fuse {fuse}; try --fuse auto, or lower the input resolution or width."
+def _legalized(imported, pipeline):
+    """The legalized module again (the pipeline's legalize phase on the imported module)."""
+    return pipeline.phases["legalize"](imported.mod)
 
 
-def _stream_advice(legalized, fuse, stream_input, budget) -> str:
+def _stream_advice(imported, pipeline, fuse, stream_input, budget) -> str:
     """With --fuse auto and the input held whole: would --stream-input meet the budget?"""
     if stream_input or str(fuse) != "auto":
         return ""
@@ -167,7 +213,7 @@ def _stream_advice(legalized, fuse, stream_input, budget) -> str:
     from .passes.memory_plan import plan_memory
 
     try:
-        streamed, _ = fuse_conv_chains(legalized, "auto", stream_input=True)
+        streamed, _ = fuse_conv_chains(_legalized(imported, pipeline), "auto", stream_input=True)
         need = plan_memory(streamed, streamed_input=True).arena_bytes
     except (FusionError, ValueError):
         return ""
@@ -177,13 +223,14 @@ def _stream_advice(legalized, fuse, stream_input, budget) -> str:
     return f" Even --stream-input needs {need} bytes."
 
 
-def _fuse(mod, fuse, ram_budget, latency_budget=None, objective="arena", stream_input=False):
-    from .passes import fuse_conv_chains
-
-    if fuse not in ("none", "auto") and not (isinstance(fuse, int) or str(fuse).isdigit()):
-        raise FusionError(f"fuse={fuse!r}: use 'none', 'auto' or a number of blocks")
-    return fuse_conv_chains(mod, fuse if fuse in ("none", "auto") else int(fuse), ram_budget,
-                            latency_budget=latency_budget, objective=objective, stream_input=stream_input)
+def _fit_advice(fuse) -> str:
+    """What to try when the arena is over budget, given the fusion setting that was used."""
+    if str(fuse) == "none":
+        return "Try --fuse auto (fuse=\"auto\"), or lower the input resolution or width."
+    if str(fuse) == "auto":
+        return ("This is after --fuse auto; lower the input resolution or width, or raise the budget "
+                "(try --fuse-objective arena_without_input if the input can live outside the arena).")
+    return f"This is with --fuse {fuse}; try --fuse auto, or lower the input resolution or width."
 
 
 def _report(name, board, fuse_info, plan, library, io) -> dict:
@@ -211,10 +258,10 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "arena_bytes": plan.arena_bytes,
         "layerwise_lower_bound": plan.lower_bound,
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
-        "input_bytes": plan.buffers[plan.input_names[0]].size,
+        "input_bytes": sum(plan.buffers[n].size for n in plan.input_names),
         "arena_bytes_without_input": plan.arena_bytes_without_input,
-        "inplace": plan.inplace_report(),
         "banks": plan.bank_report(),
+        "inplace": plan.inplace_report(),
         "weights_bytes": weights,
         "flash_bytes_estimate": flash,
         "macs": macs,

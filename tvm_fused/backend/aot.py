@@ -8,6 +8,7 @@ interface (``tvmgen_default.h``) so its users feel at home.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +22,10 @@ from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
 # Identifiers of the public interface: no layer may take them.
-_PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "run", "inputs", "outputs", "read_input_rows"}
-_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t"}
+_PUBLIC_NAMES = {"arena", "arena_size", "input_ptr", "output_ptr", "run", "inputs", "outputs", "input_ptr_at",
+                 "output_ptr_at", "input_sizes", "output_sizes", "io_in_arena", "read_input_rows"}
+_CTYPE = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t", "int16": "int16_t",
+          "float64": "double"}
 
 
 def _c_array(values: np.ndarray, per_line: int = 24) -> str:
@@ -67,9 +70,12 @@ def _layer_label(binding, kernel) -> tuple[str, list]:
     """The layer a call computes: its binding's name; a fused chain names its first and last layer."""
     attrs = kernel.attrs or {}
     if OP_ATTR in attrs and str(attrs[OP_ATTR]) == "fused_chain":
-        try:
-            replaced = list(json.loads(str(attrs[PARAMS_ATTR]))["replaced"])
-        except (KeyError, ValueError, TypeError):
+        from ..attrs import kernel_params
+
+        try:  # typed KernelParams (pipeline) or a JSON string
+            params = kernel_params(attrs[PARAMS_ATTR])
+            replaced = list(params["replaced"] if isinstance(params, dict) else params.replaced)
+        except (KeyError, AttributeError, ValueError, TypeError):
             replaced = []
         if replaced:
             return f"fused_{replaced[0]}_to_{replaced[-1]}", replaced
@@ -178,14 +184,12 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         externs.append(f"extern {decl};")
         weights_bytes += values.nbytes
 
-    inp = io["inputs"][0]
-    out = io["outputs"][0]
-    in_name, out_name = plan.input_names[0], plan.output_name
-    in_off, out_off = plan.buffers[in_name].offset, plan.buffers[out_name].offset
-    in_size, out_size = plan.buffers[in_name].size, plan.buffers[out_name].size
+    ins = _io_tensors(io["inputs"], plan.input_names, plan)
+    outs = _io_tensors(io["outputs"], plan.output_names or [plan.output_name], plan)
+    P = PREFIX.upper()
     streamed = getattr(plan, "streamed_input", False)
     if streamed:  # the input never enters the arena: the first fused chain pulls its rows
-        in_size = int(np.prod(inp["shape"]))
+        ins[0]["size"] = int(np.prod(ins[0]["entry"]["shape"]))
         kernel_src.insert(kernel_src.index("#include <math.h>") + 1, _STREAM_PROTO)
 
     entry = [
@@ -197,14 +201,33 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         "",
         *externs,
         "",
-        f"void* {PREFIX}_input_ptr(void) {{ return {'0' if streamed else f'{PREFIX}_arena + {in_off}'}; }}",
-        f"void* {PREFIX}_output_ptr(void) {{ return {PREFIX}_arena + {out_off}; }}",
+        f"const uint32_t {PREFIX}_input_sizes[{P}_NUM_INPUTS] = {{{', '.join(str(t['size']) for t in ins)}}};",
+        f"const uint32_t {PREFIX}_output_sizes[{P}_NUM_OUTPUTS] = {{{', '.join(str(t['size']) for t in outs)}}};",
+        f"static const uint32_t input_offsets[{P}_NUM_INPUTS] = {{{', '.join(str(t['offset']) for t in ins)}}};",
+        f"static const uint32_t output_offsets[{P}_NUM_OUTPUTS] = {{{', '.join(str(t['offset']) for t in outs)}}};",
+        "",
+        f"void* {PREFIX}_input_ptr_at(uint32_t index) {{",
+        f"  return index < {P}_NUM_INPUTS ? (void*)({PREFIX}_arena + input_offsets[index]) : (void*)0;"
+        if not streamed else "  (void)index; (void)input_offsets; return (void*)0; /* streamed: no input in the arena */",
+        "}",
+        f"void* {PREFIX}_output_ptr_at(uint32_t index) {{",
+        f"  return index < {P}_NUM_OUTPUTS ? (void*)({PREFIX}_arena + output_offsets[index]) : (void*)0;",
+        "}",
+        f"void* {PREFIX}_input_ptr(void) {{ return {PREFIX}_input_ptr_at(0); }}",
+        f"void* {PREFIX}_output_ptr(void) {{ return {PREFIX}_output_ptr_at(0); }}",
+        "",
+        f"void {PREFIX}_io_in_arena(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* outputs) {{",
+        *([f"  inputs->{t['member']} = {PREFIX}_arena + {t['offset']};" for t in ins] if not streamed
+          else [f"  inputs->{ins[0]['member']} = 0; /* streamed input: not in the arena */"]),
+        *[f"  outputs->{t['member']} = {PREFIX}_arena + {t['offset']};" for t in outs],
+        "}",
         "",
         f"int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* outputs) {{",
         f"  uint8_t* arena = {PREFIX}_arena;",
         "  if (inputs == 0 || outputs == 0) return -1;",
-        f"  if (inputs->input != (void*)(arena + {in_off})) memmove(arena + {in_off}, inputs->input, {in_size});"
-        if not streamed else "  /* streamed input: rows arrive through tvmgen_default_read_input_rows() */",
+        *([f"  if (inputs->{t['member']} != (void*)(arena + {t['offset']})) "
+           f"memmove(arena + {t['offset']}, inputs->{t['member']}, {t['size']});" for t in ins] if not streamed
+          else [f"  /* streamed input: rows arrive through {PREFIX}_read_input_rows() */"]),
     ]
     for call in calls:
         cname = call.kernel
@@ -218,50 +241,72 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
             else:
                 exprs.append(f"{PREFIX}_{constants[ref].name}")
         op = call.op
-        ins = ", ".join(_shape(plan.shapes[t]) for t in op.inputs if t is not None)
-        entry.append(f"  /* {op.index}: {call.label} ({op.op}) {ins} -> {_shape(plan.shapes[op.output])} */")
+        in_shapes = ", ".join(_shape(plan.shapes[t]) for t in op.inputs if t is not None)
+        entry.append(f"  /* {op.index}: {call.label} ({op.op}) {in_shapes} -> {_shape(plan.shapes[op.output])} */")
         entry.append(f"  {cname}({', '.join(exprs)});")
     entry += [
-        f"  if (outputs->output != (void*)(arena + {out_off})) memmove(outputs->output, arena + {out_off}, {out_size});",
+        *[f"  if (outputs->{t['member']} != (void*)(arena + {t['offset']})) "
+          f"memmove(outputs->{t['member']}, arena + {t['offset']}, {t['size']});" for t in outs],
         "  return 0;",
         "}",
         "",
     ]
 
+    def describe(kind, i, t):
+        e = t["entry"]
+        q = f"{P}_{kind}_{i}"
+        return "\n".join([
+            f"/* {kind.lower()} {i} '{e['name']}' (member {t['member']}): int8 {e.get('layout', '')} {e['shape']}, "
+            f"real = {e['scale']!r} * (q - {e['zero_point']}) */",
+            f"#define {q}_SIZE {t['size']}",
+            f"#define {q}_SHAPE {{{', '.join(str(d) for d in e['shape'])}}}",
+            f"#define {q}_NDIM {len(e['shape'])}",
+            f"#define {q}_SCALE {e['scale']!r}f",
+            f"#define {q}_ZERO_POINT {e['zero_point']}",
+        ])
+
+    single = []  # the unindexed names of single-input/-output models, as before
+    for kind, tensors in (("INPUT", ins), ("OUTPUT", outs)):
+        if len(tensors) == 1:
+            single += [f"#define {P}_{kind}_{f} {P}_{kind}_0_{f}" for f in ("SHAPE", "NDIM", "SCALE", "ZERO_POINT")]
     header = f"""/* Generated by tvm-fused. Plain C99: compile every file in src/ with -Iinclude, no TVM runtime needed. */
-#ifndef {PREFIX.upper()}_H_
-#define {PREFIX.upper()}_H_
+#ifndef {P}_H_
+#define {P}_H_
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {{
 #endif
 
-/* Static activation arena, model input and output included. */
-#define {PREFIX.upper()}_ARENA_SIZE {plan.arena_bytes}
-#define {PREFIX.upper()}_INPUT_SIZE {in_size}
-#define {PREFIX.upper()}_OUTPUT_SIZE {out_size}
-/* Input {inp['name']}: int8 {inp['layout']} {inp['shape']}, real = {inp['scale']!r} * (q - {inp['zero_point']}) */
-#define {PREFIX.upper()}_INPUT_SHAPE {{{', '.join(str(d) for d in inp['shape'])}}}
-#define {PREFIX.upper()}_INPUT_NDIM {len(inp['shape'])}
-#define {PREFIX.upper()}_INPUT_SCALE {inp['scale']!r}f
-#define {PREFIX.upper()}_INPUT_ZERO_POINT {inp['zero_point']}
-/* Output: int8 {out['shape']}, real = {out['scale']!r} * (q - {out['zero_point']}) */
-#define {PREFIX.upper()}_OUTPUT_SHAPE {{{', '.join(str(d) for d in out['shape'])}}}
-#define {PREFIX.upper()}_OUTPUT_NDIM {len(out['shape'])}
-#define {PREFIX.upper()}_OUTPUT_SCALE {out['scale']!r}f
-#define {PREFIX.upper()}_OUTPUT_ZERO_POINT {out['zero_point']}
+/* Static activation arena, model inputs and outputs included. */
+#define {P}_ARENA_SIZE {plan.arena_bytes}
+#define {P}_NUM_INPUTS {len(ins)}
+#define {P}_NUM_OUTPUTS {len(outs)}
+/* Bytes of all inputs / all outputs together (concatenated in order, as the RPC and host harness send them). */
+#define {P}_INPUT_SIZE {sum(t['size'] for t in ins)}
+#define {P}_OUTPUT_SIZE {sum(t['size'] for t in outs)}
+{chr(10).join(describe("INPUT", i, t) for i, t in enumerate(ins))}
+{chr(10).join(describe("OUTPUT", i, t) for i, t in enumerate(outs))}
+{chr(10).join(single)}
 
-struct {PREFIX}_inputs {{ void* input; }};
-struct {PREFIX}_outputs {{ void* output; }};
+/* One member per model input / output, in order (named after the tensors, as microTVM does). */
+struct {PREFIX}_inputs {{ {' '.join(f"void* {t['member']};" for t in ins)} }};
+struct {PREFIX}_outputs {{ {' '.join(f"void* {t['member']};" for t in outs)} }};
 
-extern uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];
+extern uint8_t {PREFIX}_arena[{P}_ARENA_SIZE];
+extern const uint32_t {PREFIX}_input_sizes[{P}_NUM_INPUTS];
+extern const uint32_t {PREFIX}_output_sizes[{P}_NUM_OUTPUTS];
 
-/* Where the input/output tensors live inside the arena (write the input there to skip a copy). */
+/* Where the input/output tensors live inside the arena (write an input there to skip a copy);
+   index out of range gives 0. The unindexed forms are tensor 0. */
+void* {PREFIX}_input_ptr_at(uint32_t index);
+void* {PREFIX}_output_ptr_at(uint32_t index);
 void* {PREFIX}_input_ptr(void);
 void* {PREFIX}_output_ptr(void);
+/* Points every member at its tensor's place in the arena: run() then copies nothing. */
+void {PREFIX}_io_in_arena(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* outputs);
 
-{_stream_header(inp) if streamed else ""}/* Copies the input into the arena (unless it already points there), runs every kernel,
-   copies the output out (unless it points into the arena). Returns 0 on success. */
+{_stream_header(ins[0]["entry"]) if streamed else ""}/* Copies each input into the arena (unless it already points there), runs every kernel,
+   copies each output out (unless it points into the arena). Returns 0 on success. */
 int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* outputs);
 
 #ifdef __cplusplus
@@ -281,13 +326,14 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
                    if any(b.bank == name for b in plan.buffers.values())]
     if extra_banks:  # activations spread over memory banks: one array per extra bank, in its section
         decls = "".join(f"/* Memory bank {name}: {info['arena_bytes']} of {info['capacity']} bytes. */\n"
-                        f"#define {PREFIX.upper()}_ARENA_{name.upper()}_SIZE {info['arena_bytes']}\n"
-                        f"extern uint8_t {PREFIX}_arena_{name}[{PREFIX.upper()}_ARENA_{name.upper()}_SIZE];\n"
+                        f"#define {P}_ARENA_{name.upper()}_SIZE {info['arena_bytes']}\n"
+                        f"extern uint8_t {PREFIX}_arena_{name}[{P}_ARENA_{name.upper()}_SIZE];\n"
                         for name, info in extra_banks)
-        header = header.replace(f"extern uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];\n",
-                                f"extern uint8_t {PREFIX}_arena[{PREFIX.upper()}_ARENA_SIZE];\n" + decls)
+        anchor = f"extern uint8_t {PREFIX}_arena[{P}_ARENA_SIZE];\n"
+        assert anchor in header
+        header = header.replace(anchor, anchor + decls)
         arena += "".join(f'__attribute__((section("{info["section"]}"), aligned(16))) uint8_t '
-                         f"{PREFIX}_arena_{name}[{PREFIX.upper()}_ARENA_{name.upper()}_SIZE];\n"
+                         f"{PREFIX}_arena_{name}[{P}_ARENA_{name.upper()}_SIZE];\n"
                          for name, info in extra_banks)
     files = {
         f"include/{PREFIX}.h": header,
@@ -297,6 +343,28 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
         "src/arena.c": arena,
     }
     return CLibrary(files, weights_bytes, len(kernels))
+
+
+def c_member_names(names) -> list[str]:
+    """C identifiers for tensor names (``serving_default_x:0`` -> ``serving_default_x_0``), unique."""
+    out = []
+    for name in names:
+        ident = re.sub(r"[^0-9A-Za-z_]", "_", name) or "tensor"
+        if ident[0].isdigit():
+            ident = "t_" + ident
+        base, k = ident, 1
+        while ident in out:
+            ident, k = f"{base}_{k}", k + 1
+        out.append(ident)
+    return out
+
+
+def _io_tensors(entries, buffer_names, plan) -> list[dict]:
+    if len(entries) != len(buffer_names):
+        raise ValueError(f"io.json lists {len(entries)} tensors, the memory plan {len(buffer_names)}")
+    members = c_member_names(e["name"] for e in entries)
+    return [{"entry": e, "member": m, "offset": plan.buffers[b].offset, "size": plan.buffers[b].size}
+            for e, m, b in zip(entries, members, buffer_names)]
 
 
 def _drop_batch(shape) -> list:

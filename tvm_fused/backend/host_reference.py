@@ -15,6 +15,10 @@ class HostReference:
         executable = relax.build(mod, target="llvm", tir_pipeline=HOST_PIPELINE_NAME)
         self._vm = relax.VirtualMachine(executable, tvm.cpu())
 
-    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+    def __call__(self, *inputs: np.ndarray):
+        """One array per model input -> the output, or a list of outputs for a model with several."""
         args = [tvm.runtime.tensor(np.ascontiguousarray(x), tvm.cpu()) for x in inputs]
-        return self._vm["main"](*args).numpy()
+        result = self._vm["main"](*args)
+        if hasattr(result, "numpy"):
+            return result.numpy()
+        return [r.numpy() for r in result]

@@ -7,6 +7,7 @@ library without a board.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -34,14 +35,14 @@ int32_t tvmgen_default_read_input_rows(int8_t* rows, int32_t first_row, int32_t 
   return 0;
 }
 #endif
-/* usage: harness IN.bin OUT.bin  -- raw int8 tensors */
+/* usage: harness IN.bin OUT.bin  -- all int8 inputs (outputs) concatenated in order */
 int main(int argc, char** argv) {
   if (argc != 3) return 2;
   FILE* f = fopen(argv[1], "rb");
   if (!f || fread(in, 1, sizeof in, f) != sizeof in) return 3;
   fclose(f);
-  struct tvmgen_default_inputs i = {in};
-  struct tvmgen_default_outputs o = {out};
+  struct tvmgen_default_inputs i = {@INPUTS@};
+  struct tvmgen_default_outputs o = {@OUTPUTS@};
   if (tvmgen_default_run(&i, &o) != 0) return 4;
 #ifdef TVMGEN_DEFAULT_STREAM_INPUT
   if (next_row != TVMGEN_DEFAULT_INPUT_ROWS) return 7; /* every row pulled exactly once */
@@ -54,15 +55,27 @@ int main(int argc, char** argv) {
 """
 
 
+def _member_inits(header: str, kind: str, buffer: str) -> str:
+    """Positional initializers: tensor k starts after the sizes of tensors 0..k-1."""
+    count = int(re.search(rf"#define TVMGEN_DEFAULT_NUM_{kind}S (\d+)", header).group(1)) \
+        if f"NUM_{kind}S" in header else 1
+    sizes = [int(re.search(rf"#define TVMGEN_DEFAULT_{kind}_{k}_SIZE (\d+)", header).group(1))
+             for k in range(count)] if count > 1 else [0]
+    offsets = [sum(sizes[:k]) for k in range(count)]
+    return ", ".join(f"{buffer} + {o}" for o in offsets)
+
+
 class HostExecutable:
     """The model's C sources + a tiny file-based harness, compiled for this machine."""
 
     def __init__(self, model_dir, out_shape, sanitize: bool = True, opt: str = "-O2", cc: str = "gcc"):
         model_dir = Path(model_dir)
-        self.out_shape = tuple(out_shape)
+        self.out_shape = tuple(tuple(s) if isinstance(s, (list, tuple)) else s for s in out_shape)
         self.workdir = Path(tempfile.mkdtemp(prefix="tvm_fused_host_"))
         harness = self.workdir / "harness.c"
-        harness.write_text(_HARNESS)
+        header = (model_dir / "include" / "tvmgen_default.h").read_text()
+        harness.write_text(_HARNESS.replace("@INPUTS@", _member_inits(header, "INPUT", "in"))
+                           .replace("@OUTPUTS@", _member_inits(header, "OUTPUT", "out")))
         self.exe = self.workdir / "model"
         sources = sorted(str(p) for p in (model_dir / "src").glob("*.c"))
         cmd = [cc, opt, "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(model_dir / "include"), *sources, str(harness),
@@ -73,15 +86,21 @@ class HostExecutable:
         if proc.returncode != 0:
             raise TvmFusedError(f"host build of the generated C failed:\n{proc.stderr[-4000:]}")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, *xs: np.ndarray):
+        """One int8 array per model input -> the output (several outputs: ``out_shape`` is a list
+        of shapes and a list of arrays comes back)."""
         inp, outp = self.workdir / "in.bin", self.workdir / "out.bin"
-        np.ascontiguousarray(x, dtype=np.int8).tofile(inp)
+        np.concatenate([np.ascontiguousarray(x, dtype=np.int8).reshape(-1) for x in xs]).tofile(inp)
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
         proc = subprocess.run([str(self.exe), str(inp), str(outp)], capture_output=True, text=True, env=env,
                               timeout=600)
         if proc.returncode != 0:
             raise TvmFusedError(f"generated C failed at run time (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-        return np.fromfile(outp, dtype=np.int8).reshape(self.out_shape)
+        flat = np.fromfile(outp, dtype=np.int8)
+        if self.out_shape and isinstance(self.out_shape[0], (tuple, list)):
+            sizes = np.cumsum([int(np.prod(s)) for s in self.out_shape])[:-1]
+            return [a.reshape(s) for a, s in zip(np.split(flat, sizes), self.out_shape)]
+        return flat.reshape(self.out_shape)
 
     def close(self):
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -13,12 +13,21 @@ from .tflite_loader import check_tflite, import_tflite, read_tflite
 
 @dataclass
 class ImportedModel:
-    """The imported Relax module and what the later stages need to know about its source."""
+    """The imported Relax module and what the later stages need to know about its source.
+
+    ``mod`` carries the source layout as the module attribute ``tvm_fused.source_layout``,
+    so the pipeline needs nothing else: ``relax.get_pipeline("tvm_fused")(imported.mod)``.
+    """
 
     mod: tvm.IRModule
     name: str
     format: str  # "onnx" | "tflite"
     layout: str  # data layout of 4-D tensors in the source: "NCHW" (ONNX) or "NHWC" (TFLite)
+
+    def __post_init__(self):
+        from ..attrs import SOURCE_LAYOUT_ATTR
+
+        self.mod = self.mod.with_attr(SOURCE_LAYOUT_ATTR, self.layout)
 
 
 def load(model, name: str | None = None) -> ImportedModel:

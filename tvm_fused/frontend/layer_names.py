@@ -73,13 +73,16 @@ def _onnx_layer(node) -> str:
 
 # ---------------------------------------------------------------- TFLite
 
-def import_tflite_named(model) -> tvm.IRModule:
-    """``relax.frontend.tflite.from_tflite(model)`` with bindings named after the layers."""
+def import_tflite_named(model, converter=None) -> tvm.IRModule:
+    """``relax.frontend.tflite.from_tflite(model, op_converter=converter)`` with bindings named
+    after the layers (``converter``: an ``OperatorConverter`` subclass, ``TvmFusedTfliteConverter`` by default)."""
     from tvm.relax.frontend.tflite import tflite_frontend
+
+    from .tflite_converter import TvmFusedTfliteConverter
 
     seen = {}
 
-    class _Recording(tflite_frontend.OperatorConverter):
+    class _Recording(converter or TvmFusedTfliteConverter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             seen["converter"] = self

@@ -7,12 +7,6 @@ import onnx
 
 from ..errors import ModelLoadError, UnsupportedModelError
 
-# ONNX op types whose float computation we can turn into an integer kernel.
-SUPPORTED_ONNX_OPS = {
-    "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Clip", "Relu", "GlobalAveragePool",
-    "AveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Pad", "ReduceMean", "Identity",
-    "Squeeze", "Unsqueeze", "Transpose",
-}
 
 
 def read_onnx(model) -> onnx.ModelProto:
@@ -66,15 +60,13 @@ def check_onnx(proto: onnx.ModelProto) -> None:
             "models. Quantize it first, e.g. onnxruntime.quantization.quantize_static(..., "
             "quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8, "
             "weight_type=QuantType.QInt8)")
-    bad = [(op, name) for op, name in ops if op not in SUPPORTED_ONNX_OPS]
-    if bad:
-        listing = ", ".join(f"{op} (node '{name}')" for op, name in bad[:10])
-        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-        raise UnsupportedModelError(
-            f"unsupported ONNX operators: {listing}{more}. tvm-fused supports: "
-            f"{', '.join(sorted(SUPPORTED_ONNX_OPS))}")
+    from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
+
+    check_model_ops("onnx", ops, "this ONNX model")
+    zero_points = {n.input[2] for n in proto.graph.node
+                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
     for init in proto.graph.initializer:
-        if init.data_type == onnx.TensorProto.UINT8 and init.name.endswith("zero_point"):
+        if init.data_type == onnx.TensorProto.UINT8 and (init.name in zero_points or init.name.endswith("zero_point")):
             raise UnsupportedModelError(
                 f"'{init.name}' is uint8: tvm-fused expects int8 (QuantType.QInt8) activations and weights")
 
@@ -82,7 +74,12 @@ def check_onnx(proto: onnx.ModelProto) -> None:
 def import_onnx(proto: onnx.ModelProto):
     from .layer_names import import_onnx_named
 
+    import json
+
     try:
-        return import_onnx_named(proto)
+        mod = import_onnx_named(proto)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from exc
+    names = [o.name for o in proto.graph.output]  # io.json and the C struct members use them
+    mod["main"] = mod["main"].with_attr("tvm_fused.output_names", json.dumps(names))
+    return mod

@@ -5,10 +5,6 @@ import os
 
 from ..errors import ModelLoadError, UnsupportedModelError
 
-SUPPORTED_TFLITE_OPS = {
-    "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "RESHAPE",
-    "PAD", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6",
-}
 
 
 def read_tflite(model):
@@ -60,18 +56,64 @@ def check_tflite(model) -> None:
             "this TFLite model is float-only; tvm-fused compiles full-int8 models. Convert with "
             "converter.optimizations = [tf.lite.Optimize.DEFAULT], a representative_dataset and "
             "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]")
-    bad = [(op, name) for op, name, _ in ops if op not in SUPPORTED_TFLITE_OPS]
-    if bad:
-        listing = ", ".join(f"{op} (output '{name}')" for op, name in bad[:10])
-        raise UnsupportedModelError(
-            f"unsupported TFLite operators: {listing}. Supported: {', '.join(sorted(SUPPORTED_TFLITE_OPS))}")
+    from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
+
+    check_model_ops("tflite", [(op, name) for op, name, _ in ops], "this TFLite model")
+    _check_softmax_beta(model)
+
+
+def _check_softmax_beta(model) -> None:
+    """TVM's TFLite importer drops SOFTMAX's ``beta``; refuse the model rather than compute beta = 1."""
+    import tflite
+
+    graph = model.Subgraphs(0)
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != tflite.BuiltinOperator.SOFTMAX:
+            continue
+        table = op.BuiltinOptions()
+        if table is None:
+            continue
+        options = tflite.SoftmaxOptions()
+        options.Init(table.Bytes, table.Pos)
+        if options.Beta() != 1.0:
+            name = graph.Tensors(op.Outputs(0)).Name().decode()
+            raise UnsupportedModelError(
+                f"SOFTMAX (output '{name}') has beta = {options.Beta()}; TVM's TFLite importer ignores beta, "
+                "so tvm-fused supports beta = 1 only. Scale the softmax input instead (beta * logits) and "
+                "convert again.")
 
 
 def import_tflite(model):
     from .layer_names import import_tflite_named
 
+    from .tflite_converter import TvmFusedTfliteConverter
+
     try:
-        result = import_tflite_named(model)
+        result = import_tflite_named(model, TvmFusedTfliteConverter)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's TFLite importer rejected the model: {exc}".splitlines()[0]) from exc
-    return result[0] if isinstance(result, tuple) else result
+    mod = result[0] if isinstance(result, tuple) else result
+    return _with_input_quantization(mod, model)
+
+
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"
+
+
+def _with_input_quantization(mod, model):
+    """Record each int8 graph input's (scale, zero point) on ``main``: an input that only
+    data-movement ops read (max pool, pad, ...) has no dequantize to carry them."""
+    import json
+
+    graph = model.Subgraphs(0)
+    quant = {}
+    for i in range(graph.InputsLength()):
+        t = graph.Tensors(graph.Inputs(i))
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() == 1:
+            quant[t.Name().decode()] = [float(q.Scale(0)), int(q.ZeroPoint(0))]
+    outputs = [graph.Tensors(graph.Outputs(i)).Name().decode() for i in range(graph.OutputsLength())]
+    main = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
+    mod["main"] = main.with_attr("tvm_fused.output_names", json.dumps(outputs))
+    return mod

@@ -187,7 +187,13 @@ def unpack_info(p: bytes) -> dict:
     off += 4 * out_nd
     board, off = _read_str(p, off)
     model, off = _read_str(p, off)
+    input_sizes, output_sizes = [insize], [outsize]
+    if len(p) >= off + 2:  # tensor table: u8 n_in, u8 n_out, u32 bytes per input then per output
+        n_in, n_out = p[off], p[off + 1]
+        sizes = list(struct.unpack_from(f"<{n_in + n_out}I", p, off + 2))
+        input_sizes, output_sizes = sizes[:n_in], sizes[n_in:]
     return {"protocol_version": version, "max_payload": max_payload, "board": board, "model": model,
+            "input_sizes": input_sizes, "output_sizes": output_sizes,
             "arena_bytes": arena, "input_bytes": insize, "output_bytes": outsize,
             "input_shape": in_shape, "output_shape": out_shape, "stack_size": stack,
             "counter_hz": hz, "counter_kind": "qemu_ticks" if kind == COUNTER_QEMU_TICKS else "cycles"}

@@ -65,11 +65,12 @@ def run_on_device(source, x, board: str = "qemu-mps2-an500", project_dir=None, r
                   repeat: int = 1, port: str | None = None, upload_progress=None,
                   stack_size: int | None = None) -> DeviceRun:
     """source: a CompiledModel or an export dir. x: the int8 input (any shape with the
-    right number of elements). project_dir None: a new temp dir (kept; the caller owns it)."""
+    right number of elements), or a list of them for a model with several inputs (the
+    output is then a list too when the model has several outputs). project_dir None: a new temp dir
+    (kept; the caller owns it)."""
     if hasattr(source, "io"):  # a CompiledModel: the documented conversion (float quantized, exact shape)
-        from ..validate import input_array
-
-        x = input_array(x, source.io["inputs"][0])
+        x = source.input_arrays(x)
+        x = x[0] if len(x) == 1 else x
     project, elf, seconds = build_firmware(source, board, project_dir, ram_budget, stack_size)
     y, m, run_seconds = run_firmware(project, x, board=board, port=port,
                                      repeat=repeat, upload_progress=upload_progress)
@@ -78,6 +79,11 @@ def run_on_device(source, x, board: str = "qemu-mps2-an500", project_dir=None, r
 
 
 def outputs_equal(a, b) -> bool:
-    """Bit-exact comparison of two int8 tensors, ignoring shape differences of size-1 dims."""
+    """Bit-exact comparison of two int8 tensors (or two lists of them, for several outputs),
+    ignoring shape differences of size-1 dims."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        a = a if isinstance(a, (list, tuple)) else [a]
+        b = b if isinstance(b, (list, tuple)) else [b]
+        return len(a) == len(b) and all(outputs_equal(x, y) for x, y in zip(a, b))
     a, b = np.asarray(a), np.asarray(b)
     return a.size == b.size and bool(np.array_equal(a.reshape(-1), b.reshape(-1)))

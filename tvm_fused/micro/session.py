@@ -105,14 +105,43 @@ class Session:
     def max_chunk(self) -> int:
         return self._info["max_payload"] - 8
 
-    def set_input(self, x, progress=None) -> None:
-        """Upload the int8 input (chunked), then check the device's CRC of it."""
-        if not isinstance(x, (bytes, bytearray)):
-            x = np.asarray(x)
-            if x.dtype != np.int8:  # never reinterpret: a float or wider int needs quantizing first
-                raise InvalidInputError(f"input dtype {x.dtype}: the device takes int8; quantize it first "
+    @property
+    def io(self) -> dict:
+        """io.json of the project (names, shapes, quantization of every input and output), if any."""
+        p = self.project_dir / "io.json" if self.project_dir else None
+        return json.loads(p.read_text()) if p and p.is_file() else {}
+
+    def _input_bytes(self, x) -> bytes:
+        """One array, a list of arrays (one per input, in order) or a dict by input name -> the
+        inputs' bytes concatenated, as the device addresses them."""
+        if isinstance(x, (bytes, bytearray)):
+            return bytes(x)
+        sizes = self._info["input_sizes"]
+        if isinstance(x, dict):
+            names = [e["name"] for e in self.io.get("inputs", [])]
+            if set(names) != set(x):
+                raise ValueError(f"inputs by name need exactly {names or 'the names in io.json'}, got {sorted(x)}")
+            x = [x[n] for n in names]
+        arrays = [np.asarray(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
+        for a in arrays:
+            if a.dtype != np.int8:  # never reinterpret: a float or wider int needs quantizing first
+                raise InvalidInputError(f"input dtype {a.dtype}: the device takes int8; quantize it first "
                                         "(tvm_fused.validate.input_array)")
-        data = np.ascontiguousarray(x).tobytes() if not isinstance(x, (bytes, bytearray)) else bytes(x)
+        if len(arrays) != len(sizes) and not (len(arrays) == 1 and np.asarray(arrays[0]).size == sum(sizes)):
+            raise ValueError(f"the model has {len(sizes)} inputs, got {len(arrays)} arrays")
+        shapes = [e["shape"] for e in self.io.get("inputs", [])] or [self._info["input_shape"]]
+        for i, (a, size) in enumerate(zip(arrays, sizes)):
+            if len(arrays) == len(sizes) and a.size != size:
+                raise ValueError(f"input {i} has {a.size} values, the model takes {size}")
+            if a.ndim > 1 and len(arrays) == len(shapes) and list(a.shape) != list(shapes[i]):  # 1-D: raw bytes
+                raise InvalidInputError(f"input {i} has shape {list(a.shape)}, not the model's {list(shapes[i])} "
+                                        "(NHWC); reshape or transpose it yourself, or pass it flattened")
+        return b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+
+    def set_input(self, x, progress=None) -> None:
+        """Upload the int8 input(s) (chunked), then check the device's CRC of them.
+        ``x``: an array, a list of arrays (one per model input) or a dict by input name."""
+        data = self._input_bytes(x)
         total = self._info["input_bytes"]
         if len(data) != total:
             raise ValueError(f"input has {len(data)} bytes, the model takes {total} "
@@ -169,14 +198,25 @@ class Session:
                 "deterministic": lo == hi, "input_intact": not self._input_dirty,
                 "canaries_ok": r["canaries_ok"], "raw_min": lo, "raw_overhead": overhead}
 
-    def get_output(self) -> np.ndarray:
+    def get_outputs(self) -> list[np.ndarray]:
+        """Every output tensor, in order, shaped as io.json (or the device's INFO) says."""
         n = self._info["output_bytes"]
         chunks = []
         for off in range(0, n, self.max_chunk):
             chunks.append(self.client.call(P.CMD_GET_OUTPUT, P.pack_get_output(off, min(self.max_chunk, n - off))))
-        out = np.frombuffer(b"".join(chunks), dtype=np.int8).copy()
-        shape = self._info["output_shape"]
-        return out.reshape(shape) if int(np.prod(shape)) == n else out
+        flat = np.frombuffer(b"".join(chunks), dtype=np.int8).copy()
+        sizes = self._info["output_sizes"]
+        shapes = [e["shape"] for e in self.io.get("outputs", [])]
+        if len(shapes) != len(sizes) or [int(np.prod(s)) for s in shapes] != sizes:
+            shapes = [self._info["output_shape"] if int(np.prod(self._info["output_shape"])) == sizes[0] else [sizes[0]]]
+            shapes += [[s] for s in sizes[1:]]
+        parts = np.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
+        return [p.reshape(s) for p, s in zip(parts, shapes)]
+
+    def get_output(self):
+        """The output tensor; a list of them for a model with several outputs."""
+        outs = self.get_outputs()
+        return outs[0] if len(outs) == 1 else outs
 
     def stats(self) -> dict:
         return P.unpack_stats(self.client.call(P.CMD_STATS))

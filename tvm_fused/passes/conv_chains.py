@@ -9,12 +9,12 @@ project (-> add)).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import tvm
 from tvm import relax
 
+from ..attrs import kernel_params
 from ..schedules import AddParams, Conv2DParams
 from .legalize_qdq import OP_ATTR, PARAMS_ATTR
 
@@ -52,13 +52,11 @@ class Chain:
         return self.calls[0].tensor_args[0]
 
 
-def _params(kind, text):
-    d = json.loads(text)
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+def _params(kind, value):
     if kind in CONV_KINDS:
-        return Conv2DParams(**d)
+        return kernel_params(value, Conv2DParams)
     if kind == "add":
-        return AddParams(**d)
+        return kernel_params(value, AddParams)
     return None
 
 
@@ -73,27 +71,36 @@ def kernel_calls(mod: tvm.IRModule) -> list[KernelCall]:
             kernel = mod[value.args[0]]
             attrs = kernel.attrs or {}
             kind = str(attrs[OP_ATTR]) if OP_ATTR in attrs else "?"
-            params = _params(kind, str(attrs[PARAMS_ATTR])) if PARAMS_ATTR in attrs and kind in CHAIN_KINDS else None
+            params = _params(kind, attrs[PARAMS_ATTR]) if PARAMS_ATTR in attrs and kind in CHAIN_KINDS else None
             tensors = [a for a in value.args[1].fields if isinstance(a, relax.Var)]
             calls.append(KernelCall(len(calls), binding.var, value, kind, params, tensors))
     return calls
 
 
-def _users(calls, result_var):
+def _users(calls, output_names):
     users: dict = {}
     for c in calls:
         for a in c.arg_names:
             users.setdefault(a, []).append(c.index)
-    if result_var is not None:
-        users.setdefault(result_var.name, []).append(len(calls))  # the function output counts as a user
+    for name in output_names:  # a model output counts as a user: it must stay a whole tensor
+        users.setdefault(name, []).append(len(calls))
     return users
+
+
+def _output_names(func) -> list[str]:
+    """Names of the tensors ``main`` returns (the fields of a final tuple, for several outputs)."""
+    result = func.body.body
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            if binding.var.same_as(result) and isinstance(binding.value, relax.Tuple):
+                return [f.name for f in binding.value.fields]
+    return [result.name]
 
 
 def find_chains(mod: tvm.IRModule) -> list[Chain]:
     """Maximal fusable chains, in execution order."""
     calls = kernel_calls(mod)
-    result = mod["main"].body.body
-    users = _users(calls, result)
+    users = _users(calls, _output_names(mod["main"]))
     chains = []
     i = 0
     while i < len(calls):

@@ -91,6 +91,8 @@ class FuseConvChains:
                             mapping[var.name] = bb.emit(new, var.name)
                         elif isinstance(value, relax.Var):
                             mapping[var.name] = sub(value)
+                        elif isinstance(value, relax.Tuple):  # several model outputs
+                            mapping[var.name] = bb.emit(relax.Tuple([sub(f) for f in value.fields]))
                 result = sub(old.body.body)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
@@ -416,7 +418,9 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
 def _why_no_blocks(mod) -> str:
     """Why a model has no fusable block: the real cause, e.g. a batch > 1."""
     attrs = mod["main"].attrs
-    io = json.loads(str(attrs[IO_ATTR])) if attrs is not None and IO_ATTR in attrs else {"inputs": []}
+    from ..attrs import model_io
+
+    io = model_io(mod["main"]) if attrs is not None and IO_ATTR in attrs else {"inputs": []}
     dims = io["inputs"][0]["shape"] if io["inputs"] else []
     if len(dims) == 4 and dims[0] != 1:
         return (f"the input batch is {dims[0] if dims[0] is not None else 'dynamic'}, and fused chains are built "

@@ -248,6 +248,7 @@ class MemoryPlan:
     aliases: list = field(default_factory=list)
     arena_bytes_without_inplace: int = 0
     arena_bytes_without_input_inplace: int = 0  # without input, without in-place
+    output_names: list[str] = field(default_factory=list)  # every model output, in order
     streamed_input: bool = False  # the input arrives by rows through a callback, outside the arena
     # Memory banks (board.banks): name -> {"capacity", "arena_bytes", "section"}; the first
     # bank is the default arena ("" in Buffer.bank). Empty: one arena.
@@ -351,9 +352,21 @@ def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
     result = MemoryPlan(out, plan.ops, plan.shapes, planned[names[0]][1], plan.lower_bound, plan.input_names,
                         plan.output_name, plan.live_bytes, plan.arena_bytes_without_input, plan.aliases,
                         plan.arena_bytes_without_inplace, plan.arena_bytes_without_input_inplace,
-                        plan.streamed_input, banks_info)
+                        output_names=plan.output_names, streamed_input=plan.streamed_input, banks=banks_info)
     result.check()
     return result
+
+
+def _params_json(value) -> str:
+    """A kernel's ``tvm_fused.params`` (typed ``KernelParams`` or a JSON string) as JSON for ``op_access``."""
+    import dataclasses
+    import json
+
+    from ..attrs import kernel_params, to_ffi_value
+
+    params = kernel_params(value)
+    params = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
+    return json.dumps(to_ffi_value(params))
 
 
 def _bytes_of(ty) -> int:
@@ -361,14 +374,14 @@ def _bytes_of(ty) -> int:
     return int(np.prod(shape)) * (tvm.DataType(ty.dtype).bits // 8)
 
 
-def _find_aliases(ops, shapes, sizes, first, last, output, exclude=()) -> list[Alias]:
+def _find_aliases(ops, shapes, sizes, first, last, outputs, exclude=()) -> list[Alias]:
     """For each op, the in-place placement over one dying input that saves the most bytes."""
     aliases, used = [], set()
     for op in ops:
         best = None
         names = [t for t in op.inputs if t is not None]
         for k, t in enumerate(op.inputs):
-            if t is None or t in used or t in exclude or op.output in exclude or t == output:
+            if t is None or t in used or t in exclude or op.output in exclude or t in outputs:
                 continue
             if last[t] != op.index or names.count(t) > 1 or sizes[t] == 0:
                 continue
@@ -435,10 +448,14 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True, streamed_input: bool = 
         shapes[p.name] = tuple(int(d) for d in p.ty.shape)
     ops: list[OpRecord] = []
     counts: dict[str, int] = {}
+    tuple_fields: dict[str, list[str]] = {}
     for binding in bindings:
         var, value = binding.var, binding.value
         if isinstance(value, relax.Var):  # gv = lv at the end of the dataflow block
             alias[var.name] = alias.get(value.name, value.name)
+            continue
+        if isinstance(value, relax.Tuple):  # gv = (out_0, out_1): a model with several outputs
+            tuple_fields[var.name] = [alias.get(f.name, f.name) for f in value.fields]
             continue
         if isinstance(value, relax.TupleGetItem):  # y = fused[0]: the fused kernel's real output
             alias[var.name] = f"{value.tuple_value.name}.{int(value.index)}"
@@ -467,14 +484,15 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True, streamed_input: bool = 
             shapes[out] = tuple(int(d) for d in ty.shape)
             first[out] = last[out] = step
         macs = int(kernel.attrs[MACS_ATTR]) if kernel.attrs and MACS_ATTR in kernel.attrs else 0
-        params = str(kernel.attrs[PARAMS_ATTR]) if kernel.attrs and PARAMS_ATTR in kernel.attrs else None
+        params = _params_json(kernel.attrs[PARAMS_ATTR]) if kernel.attrs and PARAMS_ATTR in kernel.attrs else None
         scratch = outs[1][0] if len(outs) > 1 else None
         ops.append(OpRecord(step, f"{kind}_{counts[kind] - 1}", kind, gv.name_hint, args, outs[0][0], macs,
                             scratch, params))
     result = func.body.body
-    output = alias.get(result.name, result.name)
+    outputs = tuple_fields.get(result.name) or [alias.get(result.name, result.name)]
     end = max(len(ops) - 1, 0)
-    last[output] = end
+    for output in outputs:
+        last[output] = end
     buffers = [Buffer(name, sizes[name], first[name], last[name]) for name in first if name not in alias]
     no_input = [b for b in buffers if b.name not in inputs]
 
@@ -484,15 +502,16 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True, streamed_input: bool = 
     used = []
     if inplace:
         live = [planner.live_bytes(i) for i in range(len(ops))]
-        found = _find_aliases(ops, shapes, sizes, first, last, output)
+        found = _find_aliases(ops, shapes, sizes, first, last, set(outputs))
         planner, arena, used = _select_aliases(buffers, found, live, planner, arena)
-        found = _find_aliases(ops, shapes, sizes, first, last, output, exclude=set(inputs))
+        found = _find_aliases(ops, shapes, sizes, first, last, set(outputs), exclude=set(inputs))
         _, arena_no_input, _ = _select_aliases(no_input, found, live, None, arena_no_input)
     by_name = {b.name: b for b in planner.buffers}
     live = [planner.live_bytes(i) for i in range(len(ops))]
     if streamed_input:
         readers = [op for op in ops if any(t in inputs for t in op.inputs)]
-        if [op.index for op in readers] != [0] or ops[0].op != "fused_chain":
-            raise ValueError("a streamed input must be read by one fused chain, the first op")
-    return MemoryPlan(by_name, ops, shapes, arena, planner.lower_bound(), inputs, output, live,
-                      arena_no_input, used, plain[0], plain[1], streamed_input)
+        if [op.index for op in readers] != [0] or ops[0].op != "fused_chain" or len(inputs) != 1:
+            raise ValueError("a streamed input must be the only input, read by one fused chain, the first op")
+    return MemoryPlan(by_name, ops, shapes, arena, planner.lower_bound(), inputs, outputs[0], live,
+                      arena_no_input, used, plain[0], plain[1], output_names=outputs,
+                      streamed_input=streamed_input)

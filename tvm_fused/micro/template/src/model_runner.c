@@ -1,6 +1,6 @@
 /* Runs the generated model, measures it, and guards its arena with canaries.
  *
- * The input is written straight into the arena (tvmgen_default_input_ptr), as a
+ * The inputs are written straight into the arena (tvmgen_default_input_ptr_at), as a
  * production firmware would: no extra RAM. If a run overwrites the input (the
  * memory planner may reuse its bytes), later repeats would see a different input,
  * so repeats stop and the reply says the input was not intact. */
@@ -49,12 +49,15 @@ void model_init(void)
     counter_overhead = board_counter_read();
 }
 
+/* A model's inputs (outputs) are addressed as one byte range: the tensors concatenated in
+ * order, each living at its own arena offset. Older single-tensor exports have no
+ * TVMGEN_DEFAULT_NUM_INPUTS and one input_ptr()/output_ptr(). */
 #ifdef TVMGEN_DEFAULT_STREAM_INPUT
 /* Streamed input: the model pulls rows through tvmgen_default_read_input_rows() and
    never holds the frame. This test firmware serves the rows from a whole frame: on QEMU
    one uploaded over RPC into the board's spare RAM (section .stream_frame, outside the
    RAM budget, standing in for a camera); elsewhere a const all-zero frame in flash
-   (set_input is refused: model_input_size() is 0). */
+   (set_input is refused: the input size is 0). */
 #ifdef BOARD_STREAM_FRAME_SECTION
 __attribute__((section(".stream_frame"), aligned(16))) static int8_t stream_frame[TVMGEN_DEFAULT_INPUT_SIZE];
 #define STREAM_FRAME_BYTES TVMGEN_DEFAULT_INPUT_SIZE
@@ -73,14 +76,87 @@ int32_t tvmgen_default_read_input_rows(int8_t *rows, int32_t first_row, int32_t 
     stream_next_row += n_rows;
     return 0;
 }
+#endif
 
-uint8_t *model_input(void) { return (uint8_t *)stream_frame; }
+#ifdef TVMGEN_DEFAULT_NUM_INPUTS
+#define NUM_INPUTS TVMGEN_DEFAULT_NUM_INPUTS
+#define NUM_OUTPUTS TVMGEN_DEFAULT_NUM_OUTPUTS
+static uint8_t *tensor_ptr(bool input, uint32_t i)
+{
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return (uint8_t *)stream_frame;
+#endif
+    return (uint8_t *)(input ? tvmgen_default_input_ptr_at(i) : tvmgen_default_output_ptr_at(i));
+}
+static uint32_t tensor_size(bool input, uint32_t i)
+{
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return STREAM_FRAME_BYTES;
+#endif
+    return input ? tvmgen_default_input_sizes[i] : tvmgen_default_output_sizes[i];
+}
+#else
+#define NUM_INPUTS 1u
+#define NUM_OUTPUTS 1u
+static uint8_t *tensor_ptr(bool input, uint32_t i)
+{
+    (void)i;
+    return (uint8_t *)(input ? tvmgen_default_input_ptr() : tvmgen_default_output_ptr());
+}
+static uint32_t tensor_size(bool input, uint32_t i)
+{
+    (void)i;
+    return input ? TVMGEN_DEFAULT_INPUT_SIZE : TVMGEN_DEFAULT_OUTPUT_SIZE;
+}
+#endif
+
+/* Copy n bytes at offset of the concatenated inputs/outputs to or from buf; the caller
+   has checked offset + n against model_input_size()/model_output_size(). */
+static void tensors_copy(bool input, uint32_t offset, uint8_t *buf, uint32_t n, bool to_tensor)
+{
+    uint32_t count = input ? NUM_INPUTS : NUM_OUTPUTS;
+    for (uint32_t i = 0; i < count && n > 0; i++) {
+        uint32_t size = tensor_size(input, i);
+        if (offset >= size) {
+            offset -= size;
+            continue;
+        }
+        uint32_t chunk = size - offset < n ? size - offset : n;
+        if (to_tensor)
+            memcpy(tensor_ptr(input, i) + offset, buf, chunk);
+        else
+            memcpy(buf, tensor_ptr(input, i) + offset, chunk);
+        buf += chunk;
+        n -= chunk;
+        offset = 0;
+    }
+}
+
+void model_input_write(uint32_t offset, const uint8_t *data, uint32_t n)
+{
+    tensors_copy(true, offset, (uint8_t *)data, n, true);
+}
+void model_output_read(uint32_t offset, uint8_t *out, uint32_t n) { tensors_copy(false, offset, out, n, false); }
+
+static uint32_t tensors_crc(bool input)
+{
+    uint32_t crc = 0;
+    for (uint32_t i = 0; i < (input ? NUM_INPUTS : NUM_OUTPUTS); i++)
+        crc = crc32_update(crc, tensor_ptr(input, i), tensor_size(input, i));
+    return crc;
+}
+uint32_t model_input_crc(void) { return tensors_crc(true); }
+uint32_t model_output_crc(void) { return tensors_crc(false); }
+uint32_t model_num_inputs(void) { return NUM_INPUTS; }
+uint32_t model_num_outputs(void) { return NUM_OUTPUTS; }
+uint32_t model_tensor_size(bool input, uint32_t index) { return tensor_size(input, index); }
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
 uint32_t model_input_size(void) { return STREAM_FRAME_BYTES; }
 #else
-uint8_t *model_input(void) { return (uint8_t *)tvmgen_default_input_ptr(); }
 uint32_t model_input_size(void) { return TVMGEN_DEFAULT_INPUT_SIZE; }
 #endif
-uint8_t *model_output(void) { return (uint8_t *)tvmgen_default_output_ptr(); }
 uint32_t model_output_size(void) { return TVMGEN_DEFAULT_OUTPUT_SIZE; }
 uint32_t model_arena_size(void) { return TVMGEN_DEFAULT_ARENA_SIZE; }
 
@@ -91,9 +167,15 @@ uint32_t runtime_static_ram_bytes(void)
 
 void model_run(uint32_t repeat, run_result_t *r)
 {
+#ifdef TVMGEN_DEFAULT_NUM_INPUTS
+    struct tvmgen_default_inputs in;
+    struct tvmgen_default_outputs out;
+    tvmgen_default_io_in_arena(&in, &out); /* tensors already in the arena: no copies */
+#else
     struct tvmgen_default_inputs in = {.input = tvmgen_default_input_ptr()};
     struct tvmgen_default_outputs out = {.output = tvmgen_default_output_ptr()};
-    uint32_t input_crc = crc32_update(0, model_input(), model_input_size());
+#endif
+    uint32_t input_crc = model_input_crc();
     bool input_intact = true;
 
     memset(r, 0, sizeof *r);
@@ -117,7 +199,7 @@ void model_run(uint32_t repeat, run_result_t *r)
             r->max = t;
         if (rc != 0 || !arena_canaries_ok())
             break;
-        input_intact = crc32_update(0, model_input(), model_input_size()) == input_crc;
+        input_intact = model_input_crc() == input_crc;
         if (!input_intact)
             break;
     }

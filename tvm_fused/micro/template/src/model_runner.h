@@ -13,10 +13,16 @@ typedef struct {
 } run_result_t;
 
 void model_init(void);
-uint8_t *model_input(void);
-uint8_t *model_output(void);
-uint32_t model_input_size(void);
-uint32_t model_output_size(void);
+/* Inputs (outputs) as one byte range: every tensor concatenated in order. */
+void model_input_write(uint32_t offset, const uint8_t *data, uint32_t n);
+void model_output_read(uint32_t offset, uint8_t *out, uint32_t n);
+uint32_t model_input_crc(void);
+uint32_t model_output_crc(void);
+uint32_t model_input_size(void);  /* all inputs, bytes */
+uint32_t model_output_size(void); /* all outputs, bytes */
+uint32_t model_num_inputs(void);
+uint32_t model_num_outputs(void);
+uint32_t model_tensor_size(bool input, uint32_t index);
 uint32_t model_arena_size(void);
 void model_run(uint32_t repeat, run_result_t *r);
 bool arena_canaries_ok(void);     /* checked now */

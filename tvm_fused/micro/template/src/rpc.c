@@ -135,6 +135,15 @@ static uint8_t cmd_info(uint8_t *out, uint32_t *out_len)
     n += put_shape(out + n, out_shape, MODEL_OUTPUT_NDIM);
     n += put_str(out + n, board_name);
     n += put_str(out + n, MODEL_NAME);
+    /* tensor table (protocol 1 extension, optional for the host): u8 n_in, u8 n_out,
+       u32 bytes of each input then each output; shapes beyond tensor 0 come from io.json */
+    uint32_t count = model_num_inputs() + model_num_outputs();
+    if (n + 2 + 4 * count <= RPC_MAX_PAYLOAD) {
+        out[n++] = (uint8_t)model_num_inputs();
+        out[n++] = (uint8_t)model_num_outputs();
+        for (uint32_t i = 0; i < count; i++, n += 4)
+            put_u32(out + n, model_tensor_size(i < model_num_inputs(), i < model_num_inputs() ? i : i - model_num_inputs()));
+    }
     *out_len = n;
     return RPC_STATUS_OK;
 }
@@ -146,7 +155,7 @@ static uint8_t cmd_set_input(const uint8_t *in, uint32_t len, uint8_t *out, uint
     uint32_t offset = get_u32(in), n = len - 4;
     if (offset > model_input_size() || n > model_input_size() - offset)
         return RPC_STATUS_RANGE;
-    memcpy(model_input() + offset, in + 4, n);
+    model_input_write(offset, in + 4, n);
     put_u32(out, n);
     *out_len = 4;
     return RPC_STATUS_OK;
@@ -159,7 +168,7 @@ static uint8_t cmd_get_output(const uint8_t *in, uint32_t len, uint8_t *out, uin
     uint32_t offset = get_u32(in), n = get_u16(in + 4);
     if (n > RPC_MAX_PAYLOAD || offset > model_output_size() || n > model_output_size() - offset)
         return RPC_STATUS_RANGE;
-    memcpy(out, model_output() + offset, n);
+    model_output_read(offset, out, n);
     *out_len = n;
     return RPC_STATUS_OK;
 }
@@ -213,8 +222,8 @@ static uint8_t cmd_crc32(const uint8_t *in, uint32_t len, uint8_t *out, uint32_t
         return RPC_STATUS_BAD_PAYLOAD;
     switch (in[0]) {
     case 0: crc = crc32_update(0, in + 1, len - 1); break;
-    case 1: crc = crc32_update(0, model_input(), model_input_size()); break;
-    case 2: crc = crc32_update(0, model_output(), model_output_size()); break;
+    case 1: crc = model_input_crc(); break;
+    case 2: crc = model_output_crc(); break;
     default: return RPC_STATUS_RANGE;
     }
     put_u32(out, crc);
