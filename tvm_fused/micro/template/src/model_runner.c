@@ -103,11 +103,19 @@ static uint32_t tensor_size(bool input, uint32_t i)
 static uint8_t *tensor_ptr(bool input, uint32_t i)
 {
     (void)i;
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return (uint8_t *)stream_frame;
+#endif
     return (uint8_t *)(input ? tvmgen_default_input_ptr() : tvmgen_default_output_ptr());
 }
 static uint32_t tensor_size(bool input, uint32_t i)
 {
     (void)i;
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return STREAM_FRAME_BYTES;
+#endif
     return input ? TVMGEN_DEFAULT_INPUT_SIZE : TVMGEN_DEFAULT_OUTPUT_SIZE;
 }
 #endif
