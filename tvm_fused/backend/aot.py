@@ -238,7 +238,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         op = call.op
         in_shapes = ", ".join(_shape(plan.shapes[t]) for t in op.inputs if t is not None)
         entry.append(f"  /* {op.index}: {call.label} ({op.op}) {in_shapes} -> {_shape(plan.shapes[op.output])} */")
-        entry.append(f"  {cname}({', '.join(exprs)});")
+        entry.append(_wrap(f"  {cname}", exprs, ";"))
     entry += [
         *[f"  if (outputs->{t['member']} != (void*)(arena + {t['offset']})) "
           f"memmove(outputs->{t['member']}, arena + {t['offset']}, {t['size']});" for t in outs],
@@ -393,4 +393,21 @@ def _prototype(name: str, func: tirx.PrimFunc, n_inputs: int) -> str:
     for i, p in enumerate(func.params):
         const = "const " if i < n_inputs else ""
         params.append(f"{const}{_CTYPE[str(p.dtype)]}* {p.name}")
-    return f"void {name}({', '.join(params)})"
+    return _wrap(f"void {name}", params, "")
+
+
+def _wrap(head: str, args: list, tail: str, width: int = 110) -> str:
+    """``head(a, b, ...)tail`` on one line, or broken before arguments so no line passes ``width``."""
+    one = f"{head}({', '.join(args)}){tail}"
+    if len(one) <= width:
+        return one
+    indent = " " * (len(head) - len(head.lstrip()) + 4)
+    lines, line = [f"{head}("], indent
+    for i, arg in enumerate(args):
+        piece = arg + (", " if i < len(args) - 1 else f"){tail}")
+        if line.strip() and len(line) + len(piece.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = indent
+        line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ which Relax expression each source node produced, and renames the bindings:
 from __future__ import annotations
 
 import re
+import warnings
 
 import tvm
 from tvm import relax
@@ -50,20 +51,24 @@ def import_onnx_named(proto) -> tvm.IRModule:
     # the importer's table of ONNX tensor name -> Relax expression (not public API; if a
     # TVM release renames it, the model still imports, only with TVM's own names)
     produced = getattr(importer, "_nodes", {})
-    layer_of_tensor: dict[str, str] = {}
-    labels: dict = {}
-    taken: set[str] = set()
-    for node in proto.graph.node:
-        if node.op_type in _QDQ and node.input and node.input[0] in layer_of_tensor:
-            layer = layer_of_tensor[node.input[0]]
-        else:
-            layer = _unique(_onnx_layer(node), taken)
-        for out in node.output:
-            layer_of_tensor[out] = layer
-            expr = produced.get(out)
-            if isinstance(expr, relax.Expr) and not isinstance(expr, tvm.ir.Constant):
-                labels.setdefault(expr, layer)
-    return name_bindings(mod, labels)
+
+    def labels():
+        layer_of_tensor: dict[str, str] = {}
+        result: dict = {}
+        taken: set[str] = set()
+        for node in proto.graph.node:
+            if node.op_type in _QDQ and node.input and node.input[0] in layer_of_tensor:
+                layer = layer_of_tensor[node.input[0]]
+            else:
+                layer = _unique(_onnx_layer(node), taken)
+            for out in node.output:
+                layer_of_tensor[out] = layer
+                expr = produced.get(out)
+                if isinstance(expr, relax.Expr) and not isinstance(expr, tvm.ir.Constant):
+                    result.setdefault(expr, layer)
+        return result
+
+    return _with_names(mod, labels)
 
 
 def _onnx_layer(node) -> str:
@@ -95,18 +100,33 @@ def import_tflite_named(model, converter=None) -> tvm.IRModule:
     converter = seen.get("converter")
     if converter is None:
         return mod
-    graph = model.Subgraphs(0)
-    tensor_names = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        tensor_names += [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
-    layers = _tflite_layers(tensor_names)
-    labels = {}
-    for tensor in tensor_names:
-        expr = converter.exp_tab.exprs.get(tensor)
-        if isinstance(expr, relax.Expr) and not isinstance(expr, tvm.ir.Constant):
-            labels.setdefault(expr, layers[tensor])
-    return name_bindings(mod, labels)
+
+    def labels():
+        graph = model.Subgraphs(0)
+        tensor_names = []
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            tensor_names += [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
+        layers = _tflite_layers(tensor_names)
+        result = {}
+        for tensor in tensor_names:
+            expr = converter.exp_tab.exprs.get(tensor)
+            if isinstance(expr, relax.Expr) and not isinstance(expr, tvm.ir.Constant):
+                result.setdefault(expr, layers[tensor])
+        return result
+
+    return _with_names(mod, labels)
+
+
+def _with_names(mod: tvm.IRModule, labels) -> tvm.IRModule:
+    """``name_bindings(mod, labels())``; names are for reading, so a model whose names cannot be
+    recovered still imports (with TVM's ``lv`` names and a warning saying so)."""
+    try:
+        return name_bindings(mod, labels())
+    except Exception as exc:  # noqa: BLE001 (any failure here is cosmetic)
+        warnings.warn(f"tvm-fused could not name the model's bindings after its layers ({type(exc).__name__}: "
+                      f"{exc}); the generated C uses TVM's binding names (lv, lv1, ...)", stacklevel=3)
+        return mod
 
 
 def _tflite_layers(tensor_names) -> dict[str, str]:
