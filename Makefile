@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup toolchain venv test demo bench clean
+.PHONY: all setup toolchain venv test demo bench wheel clean
 
 all: test
 
@@ -35,5 +35,9 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/memory.py
 
+# The installable wheel (firmware template and py.typed inside, as package data) -> dist/
+wheel: venv
+	$(PY) -m pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

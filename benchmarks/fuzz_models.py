@@ -6,7 +6,8 @@ or another exception (a traceback for the user).
     python benchmarks/fuzz_models.py [--cases 2000] [--seconds 600] [--seed 0] [--json benchmarks/results/fuzz_models.json]
 
 Seeds: the TFLite fixtures in tests/fixtures (conv_chain, dw5_stride2) and a tiny QDQ ONNX
-model (tests/micro/tiny_onnx.py). Mutations, chosen by a seeded RNG per case:
+model (tests/micro/tiny_onnx.py), plus (here, not in CI) the model-family fixtures in
+tests/fixtures/families. Mutations, chosen by a seeded RNG per case:
   truncate        cut the file at a random length (0 .. size-1)
   bitflip         flip 1..16 random bits
   bytes           overwrite a random run of 1..64 bytes with random bytes
@@ -15,7 +16,9 @@ model (tests/micro/tiny_onnx.py). Mutations, chosen by a seeded RNG per case:
   proto           (ONNX) a structural protobuf edit: a dimension set to 0/-1/2^31, an op type or
                   attribute changed, a node or initializer removed, an input renamed, a dtype changed
 Each case is compiled (C generated, codegen=True) in a worker process; a worker that dies or
-exceeds --case-timeout is recorded as a crash or hang and restarted. tests/test_fuzz_models.py
+exceeds --case-timeout is recorded as a crash or hang and restarted. "wrapped" is one of our errors
+that reached the caller as TVM's RuntimeError (raised inside a pass): a failure too, since an API
+caller catching TvmFusedError misses it. tests/test_fuzz_models.py
 runs a fixed small budget of this in CI.
 """
 from __future__ import annotations
@@ -35,19 +38,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULT_TAG = "@@fuzz "
-OUTCOMES = ("compiled", "clean_error", "bug", "crash", "hang")
+OUTCOMES = ("compiled", "clean_error", "wrapped", "bug", "crash", "hang")
+FAILURES = ("wrapped", "bug", "crash", "hang")
 
 
 # ---- seeds and mutations ---------------------------------------------------------------------------------------------
 
-def seed_models(workdir: Path) -> dict[str, bytes]:
-    """{name: bytes} of the unmutated models (names end in their format's suffix)."""
+def seed_models(workdir: Path, families: bool = False) -> dict[str, bytes]:
+    """{name: bytes} of the unmutated models (names end in their format's suffix); ``families``
+    adds the model-family fixtures (tests/fixtures/families: softmax, MobileNetV3, YOLO head, ...)."""
     sys.path.insert(0, str(ROOT / "tests" / "micro"))
     from tiny_onnx import tiny_qdq_conv
 
     seeds = {name: (ROOT / "tests" / "fixtures" / name).read_bytes()
              for name in ("conv_chain.tflite", "dw5_stride2.tflite")}
     seeds["tiny.onnx"] = tiny_qdq_conv(workdir / "tiny.onnx").read_bytes()
+    if families:
+        for path in sorted((ROOT / "tests" / "fixtures" / "families").glob("*.*")):
+            if path.suffix in (".onnx", ".tflite"):
+                seeds[path.name] = path.read_bytes()
     return seeds
 
 
@@ -135,7 +144,7 @@ def worker() -> int:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever TVM prints goes to stderr, not into our answers
     import tvm_fused
-    from tvm_fused.errors import TvmFusedError
+    from tvm_fused.errors import TvmFusedError, recover
 
     for line in sys.stdin:
         path = line.strip()
@@ -147,7 +156,9 @@ def worker() -> int:
         except TvmFusedError as e:
             result = {"outcome": "clean_error", "type": type(e).__name__, "message": str(e)[:300]}
         except Exception as e:  # noqa: BLE001: what the fuzzer is looking for
-            result = {"outcome": "bug", "type": type(e).__name__, "message": str(e)[:300]}
+            ours = recover(e)  # our error, but it reached the caller as TVM's RuntimeError
+            result = {"outcome": "wrapped" if ours is not None else "bug",
+                      "type": type(ours or e).__name__, "message": str(e)[:300]}
         result["seconds"] = round(time.perf_counter() - t, 3)
         out.write(RESULT_TAG + json.dumps(result) + "\n")
         out.flush()
@@ -188,14 +199,14 @@ class _Worker:
 
 
 def fuzz(n_cases: int, seconds: float, seed: int = 0, case_timeout: float = 60.0, first_case_timeout: float = 120.0,
-         progress=print) -> dict:
+         progress=print, families: bool = False) -> dict:
     """Run up to n_cases cases or until ``seconds`` pass; returns the summary and every non-clean case."""
     t0 = time.monotonic()
     summary = {k: 0 for k in OUTCOMES}
     failures, by_kind = [], {}
     with tempfile.TemporaryDirectory(prefix="tvmf-fuzz-") as tmp:
         tmp = Path(tmp)
-        seeds = seed_models(tmp)
+        seeds = seed_models(tmp, families)
         w = _Worker()
         warm = True  # the first answer includes importing TVM
         try:
@@ -210,7 +221,7 @@ def fuzz(n_cases: int, seconds: float, seed: int = 0, case_timeout: float = 60.0
                 r.update(case=k, seed_model=name, mutation=kind, size=len(data))
                 summary[r["outcome"]] += 1
                 by_kind.setdefault(kind, {o: 0 for o in OUTCOMES})[r["outcome"]] += 1
-                if r["outcome"] in ("bug", "crash", "hang"):
+                if r["outcome"] in FAILURES:
                     failures.append(r)
                     if progress:
                         progress(f"  case {k} {name} {kind}: {r['outcome']}: {r.get('type', '')} {r['message']}")
@@ -219,7 +230,7 @@ def fuzz(n_cases: int, seconds: float, seed: int = 0, case_timeout: float = 60.0
                         w, warm = _Worker(), True
         finally:
             w.close()
-    return {"seed": seed, "cases": sum(summary.values()), "seconds": round(time.monotonic() - t0, 1),
+    return {"seed": seed, "seed_models": sorted(seeds), "cases": sum(summary.values()), "seconds": round(time.monotonic() - t0, 1),
             "summary": summary, "by_mutation": by_kind, "failures": failures}
 
 
@@ -229,12 +240,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--case-timeout", type=float, default=60)
+    ap.add_argument("--no-families", action="store_true",
+                    help="only the CI seeds (two TFLite fixtures, the tiny ONNX), not tests/fixtures/families")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "fuzz_models.json"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker()
-    result = fuzz(args.cases, args.seconds, args.seed, args.case_timeout)
+    result = fuzz(args.cases, args.seconds, args.seed, args.case_timeout, families=not args.no_families)
     print(f"{'mutation':<10} " + " ".join(f"{o:>12}" for o in OUTCOMES))
     for kind, counts in sorted(result["by_mutation"].items()):
         print(f"{kind:<10} " + " ".join(f"{counts[o]:>12}" for o in OUTCOMES))

@@ -204,13 +204,25 @@ class TestOutputPaths:
         assert cli(capsys, "compile", tiny_onnx, "-o", out, "-q")[0] == 0  # ours (marker): replaced whole
         assert not (out / "model" / "src" / "stale.c").exists() and (out / "report.json").is_file()
         mine = user_folder(tmp_path / "mine")
+        before = snapshot(mine)
         assert cli(capsys, "compile", tiny_onnx, "-o", mine, "-q", "--force")[0] == 0
-        assert (mine / "report.json").is_file() and not (mine / "Makefile").exists()
+        after = snapshot(mine)
+        assert (mine / "report.json").is_file() and (mine / "model" / "include" / "tvmgen_default.h").is_file()
+        # --force replaces only what has our names (model/ here); the user's other files stay as they were
+        assert {k: v for k, v in before.items() if not k.startswith("model/")} == \
+            {k: v for k, v in after.items() if k in before and not k.startswith("model/")}
         assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
     def test_plan_json_into_a_folder(self, capsys, tmp_path):
         status, _, err = cli(capsys, "plan", TINY_ZOO, "--json", tmp_path, "-q")
         assert_user_error(status, err, "--json", "is a folder")
+
+    @pytest.mark.parametrize("name", ["mem", "mem.xyz"])
+    def test_plot_needs_a_picture_suffix(self, capsys, tmp_path, name):
+        # matplotlib would write mem.png for "mem" and fail for ".xyz" after the whole compile
+        status, _, err = cli(capsys, "plan", tmp_path / "never-read.onnx", "--plot", tmp_path / name)
+        assert_user_error(status, err, "--plot", ".png")
+        assert list(tmp_path.iterdir()) == []
 
     def test_run_output_must_be_npy(self, capsys, tmp_path):
         # np.save would write y.json.npy and we would claim y.json: refused before any work
@@ -223,6 +235,12 @@ class TestOutputPaths:
         status, _, err = cli(capsys, "run", tmp_path / "never-read.onnx", "--project-dir", mine)
         assert_user_error(status, err, str(mine), "not empty", "--force")
         assert snapshot(mine) == before
+
+    def test_run_on_a_real_board_needs_an_existing_port(self, capsys):
+        status, _, err = cli(capsys, "run", TINY_ZOO, "--board", "nucleo-f767zi")
+        assert_user_error(status, err, "--port /dev/ttyACM0")
+        status, _, err = cli(capsys, "run", TINY_ZOO, "--board", "nucleo-f767zi", "--port", "/dev/ttyACM77")
+        assert_user_error(status, err, "/dev/ttyACM77", "no such device")
 
     def test_run_empty_project_dir(self, capsys):
         status, _, err = cli(capsys, "run", TINY_ZOO, "--project-dir", "")
@@ -355,3 +373,16 @@ def test_a_bug_is_one_line_with_a_pointer_to_debug(capsys, tmp_path, monkeypatch
     status, _, err = cli(capsys, "compile", tiny_onnx, "-o", tmp_path / "o")
     assert status == 1 and "Traceback" not in err
     assert "internal error: IndexError" in err and "--debug" in err
+
+
+def test_an_error_raised_inside_a_tvm_pass_is_still_a_user_error(capsys, tmp_path, tiny_onnx):
+    """TVM's FFI turns our exception inside a pass into a RuntimeError; the CLI still reports it as ours."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(tiny_onnx))
+    m.graph.node[0].input[0] = "x_relu"  # a float op before the first QuantizeLinear
+    m.graph.node.insert(0, helper.make_node("Relu", ["x"], ["x_relu"]))
+    onnx.save(m, str(tmp_path / "float_first.onnx"))
+    status, _, err = cli(capsys, "compile", tmp_path / "float_first.onnx", "-o", tmp_path / "out", "-q")
+    assert_user_error(status, err, "'x' is not quantized to int8")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import validate
+from .boards import BOARDS
 from .errors import UsageError
 
 # MobileNetV2-0.35 at its usual 224 px: 58 M MACs, ~0.5 MB of weights. Unfused its arena
@@ -28,7 +29,7 @@ from .errors import UsageError
 # The whole demo takes ~30 s on 2 cores (mbv2-0.35-144: ~25 s, fits both ways).
 DEFAULT_MODEL = "mbv2-0.35-224"
 BOARD = "qemu-mps2-an500"
-F767_SRAM_BYTES = 512 * 1024  # a real chip to compare peak RAM with (NUCLEO-F767ZI)
+F767_SRAM_BYTES = BOARDS["nucleo-f767zi"].sram_bytes  # a real chip to compare peak RAM with
 DEFAULT_JSON = "demo_result.json"
 
 # (key, label); the ratio column is fused/unfused
@@ -238,7 +239,7 @@ def cmd_demo(args, resolve_model) -> int:
 
     out = validate.output_file(Path(args.json) if args.json else _default_json(), "--json")
     result = run_demo(args.model, args.fuse, seed=args.seed, project_dir=args.project_dir, quiet=args.quiet,
-                      resolve_model=resolve_model, force=args.force)
+                      resolve_model=resolve_model, force=getattr(args, "force", False))
     print(format_table(result))
     write_json(out, result, "--json")
     print(f"\nwrote {out} (total {result['seconds']['total']:.0f} s)")

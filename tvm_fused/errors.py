@@ -19,9 +19,34 @@ The command line prints any of these as one ``tvm-fused: error: ...`` line and e
 """
 from __future__ import annotations
 
+from collections import deque
+
+_recent: deque = deque(maxlen=16)  # the last errors raised, for recover()
+
 
 class TvmFusedError(Exception):
     """Base class of every error tvm-fused raises on purpose."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        _recent.append(self)
+
+
+def recover(exc: BaseException) -> TvmFusedError | None:
+    """The TvmFusedError that a foreign exception stands for, if any.
+
+    TVM's FFI turns a Python exception raised inside a pass into a RuntimeError that keeps only
+    the message; this finds our error by that message, so the command line can still report it
+    as a user error (the pipeline re-raises the original type where it can)."""
+    if isinstance(exc, TvmFusedError):
+        return exc
+    text = str(exc).strip()
+    for err in reversed(_recent):
+        mine = str(err).strip()
+        # as TVM passes it on, or as passes/boundary.py marks it ("Type: message [tvm_fused-exception#N]")
+        if mine and (text == mine or text.startswith(f"{type(err).__name__}: {mine} [")):
+            return err
+    return None
 
 
 class UsageError(TvmFusedError, ValueError):

@@ -90,7 +90,7 @@ def test_demo_command_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--model", "mbv2-0.35-96-tiny", "-q"]) == 0
     out = capsys.readouterr().out
     for key in ("arena_bytes", "stack_bytes", "peak_ram_bytes", "flash_bytes", "instructions",
-                "output_matches_reference", "fused/unfused", "fusion: fused the first"):
+                "output_matches_reference", "fused/unfused", "fusion: fused blocks"):
         assert key in out
     result = json.loads((tmp_path / "demo_result.json").read_text())  # the default --json
     assert result["outputs_match_reference"] and result["model"] == "mbv2-0.35-96-tiny"

@@ -90,11 +90,17 @@ def test_failed_run_leaves_nothing(capsys, own_tmp, tiny_onnx):
     assert os.listdir(own_tmp) == []
 
 
-def test_failed_build_leaves_nothing(capsys, own_tmp, stub_export):
-    status, _, err = cli(capsys, "run", stub_export, "--board", "nucleo-f767zi", "--ram-budget", "1K", "--port",
-                         "/dev/null-no-board")
-    assert_user_error(status, err, "RAM_BUDGET")
+def test_failed_build_leaves_nothing_unless_kept(capsys, own_tmp, stub_export):
+    args = ("run", stub_export, "--board", "nucleo-f767zi", "--ram-budget", "1K", "--port", "/dev/null")
+    status, _, err = cli(capsys, *args)
+    assert_user_error(status, err, "RAM_BUDGET", "--keep")
     assert os.listdir(own_tmp) == []
+    status, _, err = cli(capsys, *args, "--keep")
+    assert status == 2 and "Traceback" not in err
+    kept = next(line for line in err.splitlines() if line.startswith("kept the firmware project in "))
+    kept = kept.removeprefix("kept the firmware project in ")
+    assert Path(kept).is_relative_to(own_tmp) and (Path(kept) / "Makefile").is_file()
+    assert len(os.listdir(own_tmp)) == 1
 
 
 @pytest.mark.parametrize("sig,status,word,stage", [(signal.SIGINT, 130, "interrupted", "build"),

@@ -63,8 +63,10 @@ def check_onnx(proto: onnx.ModelProto) -> None:
     from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
 
     check_model_ops("onnx", ops, "this ONNX model")
+    zero_points = {n.input[2] for n in proto.graph.node
+                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
     for init in proto.graph.initializer:
-        if init.data_type == onnx.TensorProto.UINT8 and init.name.endswith("zero_point"):
+        if init.data_type == onnx.TensorProto.UINT8 and (init.name in zero_points or init.name.endswith("zero_point")):
             raise UnsupportedModelError(
                 f"'{init.name}' is uint8: tvm-fused expects int8 (QuantType.QInt8) activations and weights")
 

@@ -7,6 +7,10 @@ Two changes to ``tvm.relax.frontend.tflite.OperatorConverter``:
   TVM's converter applies the Relax op to the int8 tensor itself, which is exact for
   ops that only move or compare values (input and output quantization are equal,
   as TFLite requires for them). ``tvm_fused.passes`` lowers them to int8 kernels.
+* PRELU on int8 tensors, which TVM's importer refuses, is imported in QDQ form:
+  ``quantize(where(x >= 0, x, x * alpha))`` with ``x`` and ``alpha`` dequantized (``alpha``
+  broadcasts against ``x`` with numpy rules, as TFLite's BroadcastPrelu4DSlow), so the
+  legalizer's rule sees the usual pattern.
 * Shape-only subgraphs are folded at import: the TFLite converter computes reshape
   targets with SHAPE -> STRIDED_SLICE -> PACK (and sometimes CONCATENATION, GATHER,
   arithmetic) on int32 tensors. With static shapes their values are known, so they
@@ -16,6 +20,7 @@ Two changes to ``tvm.relax.frontend.tflite.OperatorConverter``:
 from __future__ import annotations
 
 import numpy as np
+from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, get_tensor_name
 
 # int8 ops that only move or compare values: exact when applied to the int8 tensor.
@@ -31,13 +36,23 @@ _INT_TYPES = ("int32", "int64")
 class TvmFusedTfliteConverter(OperatorConverter):
     """``from_tflite(..., op_converter=TvmFusedTfliteConverter)``."""
 
-    _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | DATA_MOVEMENT_OPS
+    _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | DATA_MOVEMENT_OPS | {"PRELU"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.folded: dict[int, np.ndarray] = {}  # tensor index -> value known at compile time
         self.folded_ops: set[int] = set()
         self._fold_shapes()
+
+    def convert_prelu(self, op):
+        data, alpha = self.get_input_tensors(op)
+        if data.qnn_params is None:
+            return super().convert_prelu(op)
+        out = self.get_output_tensors(op)[0]
+        x = self.dequantize(self.get_tensor_expr(data), data)
+        a = self.dequantize(self.get_tensor_expr(alpha), alpha)
+        y = relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, relax.op.multiply(x, a))
+        return self.quantize(y, out)
 
     # ---- shape folding --------------------------------------------------------------
     def _known(self, tensor_wrapper):

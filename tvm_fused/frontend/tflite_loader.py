@@ -59,6 +59,30 @@ def check_tflite(model) -> None:
     from .ops import check_model_ops  # lazy: `python -m tvm_fused.frontend.ops` runs that module
 
     check_model_ops("tflite", [(op, name) for op, name, _ in ops], "this TFLite model")
+    _check_softmax_beta(model)
+
+
+def _check_softmax_beta(model) -> None:
+    """TVM's TFLite importer drops SOFTMAX's ``beta``; refuse the model rather than compute beta = 1."""
+    import tflite
+
+    graph = model.Subgraphs(0)
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != tflite.BuiltinOperator.SOFTMAX:
+            continue
+        table = op.BuiltinOptions()
+        if table is None:
+            continue
+        options = tflite.SoftmaxOptions()
+        options.Init(table.Bytes, table.Pos)
+        if options.Beta() != 1.0:
+            name = graph.Tensors(op.Outputs(0)).Name().decode()
+            raise UnsupportedModelError(
+                f"SOFTMAX (output '{name}') has beta = {options.Beta()}; TVM's TFLite importer ignores beta, "
+                "so tvm-fused supports beta = 1 only. Scale the softmax input instead (beta * logits) and "
+                "convert again.")
 
 
 def import_tflite(model):

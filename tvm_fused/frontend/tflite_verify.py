@@ -12,7 +12,7 @@ checks the references between tables:
   2^31 elements per tensor (a flipped bit must not make the compiler allocate
   terabytes)
 - a constant tensor's buffer holds exactly prod(shape) * itemsize bytes
-- tensor names decode as UTF-8; quantization scales are finite and >= 0
+- every tensor has a name that decodes as UTF-8; quantization scales are finite and >= 0
 """
 from __future__ import annotations
 
@@ -107,7 +107,9 @@ def _verify_options(builtin: int, op, o: int) -> None:
 
 def _verify_tensor(tensor, t: int, type_names: dict, buffer_sizes: list) -> None:
     name = tensor.Name()
-    name = name.decode("utf-8") if name is not None else f"#{t}"
+    if name is None:  # every converter names its tensors; TVM's importer and our checks rely on it
+        raise ModelLoadError(f"tensor {t} has no name")
+    name = name.decode("utf-8")
     shape = _vector(tensor.ShapeAsNumpy())
     signature = _vector(tensor.ShapeSignatureAsNumpy())
     for k, d in enumerate(shape):

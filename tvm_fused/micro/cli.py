@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import validate
-from ..errors import InvalidInputError, UsageError
+from ..errors import BuildError, InvalidInputError, ModelDoesNotFitError, UsageError
 
 
 def add_commands(add_parser, add_model_args, resolve_model) -> None:
@@ -59,7 +59,11 @@ def _check_args(args) -> tuple[str, np.ndarray | None]:
     from .tools import require_device_tools
 
     board = args.board or "qemu-mps2-an500"
-    device_board(board)
+    if device_board(board).qemu_machine is None and args.port is None:
+        raise UsageError(f"--board {board} is a real board: flash it and give its serial port, e.g. "
+                         "--port /dev/ttyACM0 (or use --board qemu-mps2-an500)")
+    if args.port is not None and "://" not in args.port and not Path(args.port).exists():
+        raise UsageError(f"--port {args.port}: no such device; is the board plugged in? (ls /dev/ttyACM* /dev/ttyUSB*)")
     if args.output is not None:
         validate.output_file(args.output, "--output", suffix=".npz" if str(args.output).endswith(".npz") else ".npy")
     if args.json is not None:
@@ -140,11 +144,21 @@ def cmd_run(args, resolve_model) -> int:
         else:
             tmp = Path(tempfile.mkdtemp(prefix="tvmf-run-"))
             project_dir = tmp / "project"
-            if args.keep:
-                stack.callback(lambda: print(f"kept the firmware project in {project_dir}", file=sys.stderr))
-            else:
-                stack.callback(shutil.rmtree, tmp, True)
-        return _run(args, resolve_model, board, x, project_dir)
+            stack.callback(_clean_up, tmp, project_dir, args.keep)
+        try:
+            return _run(args, resolve_model, board, x, project_dir)
+        except (BuildError, ModelDoesNotFitError) as e:
+            if args.project_dir is None and not args.keep and str(project_dir) in str(e):  # paths about to vanish
+                e.args = (f"{e} [the temporary project is removed; --keep or --project-dir DIR keeps it]",)
+            raise
+
+
+def _clean_up(tmp: Path, project_dir: Path, keep: bool) -> None:
+    """Remove the temporary project folder, or with --keep say where it is (if it got that far)."""
+    if keep and project_dir.is_dir():
+        print(f"kept the firmware project in {project_dir}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _run(args, resolve_model, board, x, project_dir) -> int:
@@ -165,7 +179,8 @@ def _run(args, resolve_model, board, x, project_dir) -> int:
         model, name = resolve_model(args.model)
         compiled = compile_model(model, board=board, fuse=args.fuse, ram_budget=args.ram_budget, name=name,
                                  progress=not args.quiet, latency_budget=args.latency_budget,
-                                 fuse_objective=args.fuse_objective)
+                                 fuse_objective=args.fuse_objective,
+                                 stream_input=getattr(args, "stream_input", False))
         source, io = compiled, compiled.io
     xs = None
     if x is not None:

@@ -129,9 +129,13 @@ class Session:
                                         "(tvm_fused.validate.input_array)")
         if len(arrays) != len(sizes) and not (len(arrays) == 1 and np.asarray(arrays[0]).size == sum(sizes)):
             raise ValueError(f"the model has {len(sizes)} inputs, got {len(arrays)} arrays")
+        shapes = [e["shape"] for e in self.io.get("inputs", [])] or [self._info["input_shape"]]
         for i, (a, size) in enumerate(zip(arrays, sizes)):
-            if len(arrays) == len(sizes) and np.asarray(a).size != size:
-                raise ValueError(f"input {i} has {np.asarray(a).size} values, the model takes {size}")
+            if len(arrays) == len(sizes) and a.size != size:
+                raise ValueError(f"input {i} has {a.size} values, the model takes {size}")
+            if a.ndim > 1 and len(arrays) == len(shapes) and list(a.shape) != list(shapes[i]):  # 1-D: raw bytes
+                raise InvalidInputError(f"input {i} has shape {list(a.shape)}, not the model's {list(shapes[i])} "
+                                        "(NHWC); reshape or transpose it yourself, or pass it flattened")
         return b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
 
     def set_input(self, x, progress=None) -> None:

@@ -34,8 +34,8 @@ def broadcast_shape(a_shape, b_shape) -> tuple:
     """numpy broadcast of two static shapes; ValueError names both when they do not broadcast."""
     try:
         return tuple(int(d) for d in np.broadcast_shapes(tuple(a_shape), tuple(b_shape)))
-    except ValueError:
-        raise ValueError(f"shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast") from None
+    except ValueError as e:
+        raise ValueError(f"shapes {tuple(a_shape)} and {tuple(b_shape)} do not broadcast") from e
 
 
 @dataclass(frozen=True)

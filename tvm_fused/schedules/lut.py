@@ -62,6 +62,16 @@ def lut_int8(p: LutParams, name: str = "lut"):
     return finish_prim_func(te.create_prim_func([x, table, out]), name)
 
 
+def lut_per_channel_int8(p: LutParams, name: str = "lut_per_channel"):
+    """PrimFunc(x, tables, out) with one table per channel (the last axis):
+    ``out[..., c] = tables[c, x[..., c] + 128]`` (ONNX PRelu with a per-channel float slope)."""
+    channels = p.shape[-1]
+    x = te.placeholder(p.shape, "int8", name="x")
+    tables = te.placeholder((channels, 256), "int8", name="tables")
+    out = te.compute(p.shape, lambda *i: tables[i[-1], x[i].astype("int32") + 128], name="out")
+    return finish_prim_func(te.create_prim_func([x, tables, out]), name)
+
+
 def apply_table(x, table) -> np.ndarray:
     """numpy golden of the kernel."""
     return np.asarray(table, np.int8)[np.asarray(x, np.int64) + 128]

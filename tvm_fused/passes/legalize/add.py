@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ...errors import UnsupportedModelError
 from ...schedules import AddParams, add_int8
 from ..quant_graph import op_name
 from .core import Match, QTensor
@@ -12,8 +11,8 @@ from .registry import get_rule, register_rule
 
 @register_rule(
     "relax.add",
-    tflite={"ADD": "both inputs int8 of the same shape (no broadcasting); fused RELU/RELU6"},
-    onnx={"Add": "two int8 tensors of the same shape, or the bias of a Conv/Gemm/MatMul"},
+    tflite={"ADD": "int8; numpy broadcasting (kernel broadcast_add) or same shapes; fused RELU/RELU6"},
+    onnx={"Add": "int8 tensors or int8 constants, numpy broadcasting; or the bias of a Conv/Gemm/MatMul"},
 )
 def add(ctx, m: Match) -> QTensor:
     """``quantize(dequantize(a) + dequantize(b))`` -> int8 elementwise add, TFLite's arithmetic.
@@ -46,10 +45,11 @@ def add(ctx, m: Match) -> QTensor:
         if bias is not None and rule is not None and rule.bias:
             return ctx.lower(replace(m, call=inner, bias=bias))
     ta, tb = ctx.dequantized(a), ctx.dequantized(b)
-    if ta is None or tb is None:
-        raise UnsupportedModelError("add: expected a bias add after conv/matmul, or two int8 tensors")
-    if ta.shape != tb.shape:
-        raise UnsupportedModelError(f"add with broadcasting ({ta.shape} + {tb.shape}) is not supported")
+    if ta is None or tb is None or ta.shape != tb.shape:
+        # broadcasting or a quantized constant operand: the broadcast kernel (same arithmetic)
+        from .binary import lower_binary
+
+        return lower_binary(ctx, m, "add", a, b)
     out = m.out
     p = AddParams(ta.shape, ta.scale, ta.zero_point, tb.scale, tb.zero_point, out.scale, out.zero_point,
                   out.act_min, out.act_max)

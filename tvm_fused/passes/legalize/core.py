@@ -282,7 +282,7 @@ class Legalizer:
     # ------------------------------------------------------------------ walk
     def _visit(self, var, value):
         name = op_name(value)
-        self.layer = var.name  # a kernel emitted here is named after this binding
+        self.layer = var.name  # a kernel emitted here is named after this binding (frontend.layer_names)
         if var in self.tensors or var in self.dq_tensors:
             return  # model input handled in _make_inputs
         if isinstance(value, relax.TupleGetItem):  # a field of an int8 tuple-valued op (TFLite SPLIT)
@@ -473,8 +473,9 @@ class Legalizer:
         multiply-accumulates; ``layout`` the source layout of the result ("" if not 4-D).
         """
         func = func.with_attrs({OP_ATTR: kind, MACS_ATTR: int(macs), PARAMS_ATTR: KernelParams.of(kind, params)})
-        # no global_symbol: identical kernels are then shared (add_func deduplicates)
-        gv = self.bb.add_func(func.without_attr("global_symbol"), kind)
+        # no global_symbol: identical kernels are then shared (add_func deduplicates); the
+        # "_kernel" suffix keeps kernel names from renaming a layer of the same name ("add")
+        gv = self.bb.add_func(func.without_attr("global_symbol"), f"{kind}_kernel")
         call = relax.call_tir(gv, args, relax.TensorType(tuple(shape), "int8"))
         var = self.bb.emit(call, name_hint=self.layer or kind)
         return QTensor(var, tuple(shape), scale, zero_point, layout)

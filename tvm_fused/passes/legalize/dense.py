@@ -6,6 +6,7 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ...schedules import DenseParams, dense_int8, quantize_multipliers
+from ...schedules.dense_double_requant import dense_int8_double_requant, effective_scales
 from .core import Match, QTensor
 from .registry import register_rule
 from .weights import bias_vector
@@ -13,7 +14,7 @@ from .weights import bias_vector
 
 @register_rule(
     "relax.matmul", bias=True,
-    tflite={"FULLY_CONNECTED": "2-D input; int8 weights; optional int32 bias"},
+    tflite={"FULLY_CONNECTED": "int8 weights; optional int32 bias; N-D inputs flattened to (rows, K)"},
     onnx={"Gemm": "2-D input; int8 constant weights (transB folded)", "MatMul": "2-D input; int8 constant weights"},
 )
 def dense(ctx, m: Match) -> QTensor:
@@ -24,7 +25,10 @@ def dense(ctx, m: Match) -> QTensor:
         acc[n, j] = bias_q[j] + sum_k (x[n, k] - x_zp) * (W[k, j] - 0)
         y[n, j]   = clamp(MultiplyByQuantizedMultiplier(acc[n, j], M[j], shift[j]) + y_zp, act_min, act_max)
 
-    with ``M[j] * 2^shift[j] = x_scale * w_scale[j] / y_scale`` in double precision.
+    with ``M[j] * 2^shift[j] = x_scale * w_scale[j] / y_scale`` in double precision (ONNX).
+    TFLite models follow BUILTIN_REF's ``reference_integer_ops::FullyConnected``, which
+    requantizes in double instead: ``y = clamp(round(double(acc) * x_scale * w_scale[j] / y_scale)
+    + y_zp)`` (``schedules/dense_double_requant.py``).
 
     Before::
 
@@ -32,21 +36,36 @@ def dense(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(dense, (x, W, bias_q, M, shift), R.Tensor((batch, M), "int8"))
+        y = R.call_tir(dense, (x, W_t, w32, table), R.Tensor((batch, M), "int8"))   # ONNX
+
+    (ONNX: constants laid out for the GEMM micro-kernel, ``schedules/weight_layout.py``.)
     """
     call, out = m.call, m.out
     data = ctx.input(call.args[0], "matmul")
     weight = ctx.const(call.args[1])
     if weight is None or weight.values.dtype != np.int8 or weight.values.ndim != 2:
         raise UnsupportedModelError("fully connected weights must be 2-D int8 constants")
-    if len(data.shape) != 2:
+    tflite = ctx.source_format == "tflite"
+    if len(data.shape) != 2 and not (tflite and len(data.shape) > 2):  # TFLite FC flattens leading dims
         raise UnsupportedModelError(f"fully connected on a {len(data.shape)}-D input; flatten first")
     k, n_out = weight.values.shape
+    if data.shape[-1] != k:
+        raise UnsupportedModelError(f"fully connected input has {data.shape[-1]} features, its weights {k}")
     w_scale = weight.scale_along(1, n_out)
-    p = DenseParams(data.shape[0], k, n_out, data.zero_point, out.zero_point, out.act_min, out.act_max)
-    mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
+    batch = int(np.prod(data.shape[:-1]))
+    p = DenseParams(batch, k, n_out, data.zero_point, out.zero_point, out.act_min, out.act_max)
     b = bias_vector(m.bias, n_out, data.scale, w_scale)
-    consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b),
-              relax.const(mult), relax.const(shift)]
-    return ctx.emit("dense", dense_int8(p), [data.var, *consts], (p.batch, n_out), out.scale, out.zero_point,
+    if tflite:
+        # BUILTIN_REF requantizes FULLY_CONNECTED in double, not in fixed point
+        # (schedules/dense_double_requant.py); TFLM's fixed-point result differs near halves
+        eff = effective_scales(data.scale, w_scale, out.scale)
+        consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b), relax.const(eff, "float64")]
+        out_shape = tuple(out.src_shape)
+        func = dense_int8_double_requant(p, x_shape=data.shape, out_shape=out_shape)
+        return ctx.emit("dense", func, [data.var, *consts], out_shape, out.scale, out.zero_point,
+                        data.src_layout if len(out_shape) == 4 else "", p, macs=p.macs)
+    mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
+    func, packed = dense_int8(p, weight.values, b, mult, shift)  # constants in the micro-kernel's layout
+    consts = [relax.const(c) for c in packed]
+    return ctx.emit("dense", func, [data.var, *consts], (p.batch, n_out), out.scale, out.zero_point,
                     "", p, macs=p.macs)

@@ -96,6 +96,14 @@ def to_source_order(ctx, data: QTensor) -> QTensor:
                     macs=0)
 
 
+def to_stored_order(ctx, data: QTensor, layout: str) -> QTensor:
+    """A 4-D tensor in the model's element order (layout "") transposed to how tensors of source
+    ``layout`` are stored (NHWC): the inverse of ``to_source_order``."""
+    p = TransposeParams(data.shape, tuple(stored_axes(layout, 4)))
+    return ctx.emit("transpose", transpose_int8(p), [data.var], p.out_shape, data.scale, data.zero_point, layout, p,
+                    macs=0)
+
+
 # ---------------------------------------------------------------------- concatenation
 @register_rule(
     "relax.concat",
