@@ -126,3 +126,4 @@ def test_concat_of_differently_quantized_inputs():
               if "scale" in i.name and not i.dims}
     assert len(set(scales.values())) >= 2, scales  # the two inputs really are quantized differently
     _compare(qdq, 1)
+

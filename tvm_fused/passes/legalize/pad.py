@@ -1,18 +1,21 @@
-"""PAD / PADV2 / ONNX Pad -> ``pad_nd_int8`` (any axes, constant value); a spatial zero-point pad
-is folded into a following conv."""
+"""PAD / PADV2 -> ``pad_nd_int8`` (any axes, constant value); a spatial zero-point pad is folded
+into a following conv.
+
+ONNX Pad is not supported: TVM's ONNX importer lowers it to a ``call_tir`` of TOPI's pad (not
+``relax.nn.pad``), which carries no pad widths the legalizer could read; the frontend rejects it.
+"""
 from __future__ import annotations
 
 from ...errors import UnsupportedModelError
-from ...schedules.fixed_point import round_half_away
 from ...schedules.layout import PadNdParams, pad_nd_int8
 from .core import Match, QTensor, prim_value
-from .layout import int8_out, qdq_in, requantize_to, stored_axes
+from .layout import int8_out, stored_axes
 from .registry import register_rule
 
 
-def _pad(ctx, m: Match, data: QTensor, quantized_value: bool) -> QTensor:
-    """The pad kernel at x's quantization. ``quantized_value``: the pad value is already int8
-    (TFLite: the zero point, or PADV2's int8 constant); else a real value quantized like x."""
+def _pad(ctx, m: Match, data: QTensor) -> QTensor:
+    """The pad kernel at x's quantization; the pad value is already int8 (TFLite: the zero point,
+    or PADV2's int8 constant)."""
     attrs = m.call.attrs
     if str(getattr(attrs, "pad_mode", "constant")) != "constant":
         raise UnsupportedModelError(f"{m.layer}: pad mode '{attrs.pad_mode}' is not supported (only constant)")
@@ -21,7 +24,7 @@ def _pad(ctx, m: Match, data: QTensor, quantized_value: bool) -> QTensor:
     src_pairs = [(widths[2 * i], widths[2 * i + 1]) for i in range(rank)]
     pairs = tuple(src_pairs[i] for i in stored_axes(data.src_layout, rank))
     value = prim_value(m.call.args[1]) if len(m.call.args) > 1 else float(getattr(attrs, "pad_value", 0.0))
-    q = round(value) if quantized_value else data.zero_point + int(round_half_away(value / data.scale))
+    q = int(round(value))
     if not -128 <= q <= 127:
         raise UnsupportedModelError(f"{m.layer}: pad value {value} is outside the int8 range")
     p = PadNdParams(data.shape, pairs, int(q))
@@ -54,22 +57,4 @@ def pad_int8_rule(ctx, m: Match) -> QTensor | None:
         y = R.call_tir(pad, (x,), R.Tensor((1, H + 2, W + 2, C), "int8"))
     """
     data, _ = int8_out(ctx, m)
-    return None if data is None else _pad(ctx, m, data, quantized_value=True)
-
-
-@register_rule("relax.nn.pad", onnx={"Pad": "constant mode, any axes; requantized after if the output differs"})
-def pad(ctx, m: Match) -> QTensor:
-    """``quantize(pad(dequantize(x), v))`` -> int8 pad with ``q = x_zp + round_half_away(v / x_scale)``
-    outside, then a requantize if the output quantization differs.
-
-    Before::
-
-        y = R.quantize(R.nn.pad(R.dequantize(x, s, z), pad_width=[0, 0, 0, 0, 1, 1, 1, 1]), s, z)
-
-    After::
-
-        y = R.call_tir(pad, (x,), R.Tensor((1, H + 2, W + 2, C), "int8"))
-    """
-    tensor = _pad(ctx, m, qdq_in(ctx, m), quantized_value=False)
-    out = requantize_to(ctx, tensor, m.out)
-    return out
+    return None if data is None else _pad(ctx, m, data)
