@@ -13,7 +13,6 @@ The core knows nothing about any particular kernel. It
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -21,15 +20,13 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ...attrs import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR, KernelParams, ModelIO
+from ...attrs import (INPUT_QUANT_ATTR, IO_ATTR, MACS_ATTR, OP_ATTR, OUTPUT_NAMES_ATTR, PARAMS_ATTR, KernelParams,
+                      ModelIO, plain)
 from ...errors import UnsupportedModelError
 from ...schedules.fixed_point import round_half_away
 from ..quant_graph import DequantConst, QuantGraph, const_value, op_name, scalar
 from . import registry
 
-
-INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # main attr set by the TFLite frontend
-OUTPUT_NAMES_ATTR = "tvm_fused.output_names"  # main attr set by both frontends
 
 # Relax ops the core itself handles (no rule): quantization bookkeeping and folded activations.
 CORE_RELAX_OPS = ("relax.quantize", "relax.dequantize", "relax.clip", "relax.nn.relu", "relax.nn.relu6",
@@ -147,8 +144,8 @@ class Legalizer:
         self.layer: str | None = None  # name of the imported binding being lowered (its layer)
         attrs = mod["main"].attrs
         # set by the frontends: int8 inputs' quantization (TFLite) and the model's output names
-        self.input_quant = json.loads(str(attrs[INPUT_QUANT_ATTR])) if attrs and INPUT_QUANT_ATTR in attrs else {}
-        self.output_names = json.loads(str(attrs[OUTPUT_NAMES_ATTR])) if attrs and OUTPUT_NAMES_ATTR in attrs else []
+        self.input_quant = plain(attrs.get(INPUT_QUANT_ATTR) if attrs else None, {})
+        self.output_names = plain(attrs.get(OUTPUT_NAMES_ATTR) if attrs else None, [])
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
