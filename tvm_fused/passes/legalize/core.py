@@ -159,13 +159,22 @@ class Legalizer:
         params = self._make_inputs()
         self.inputs = params
         bb = self.bb
-        with bb.function("main", [t.var for t in params]):
-            with bb.dataflow():
-                for var, value in self.graph.bindings:
-                    self._visit(var, value)
-                outs = self._outputs()
-                gv = bb.emit_output(outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs]))
-            bb.emit_func_output(gv)
+        try:
+            with bb.function("main", [t.var for t in params]):
+                with bb.dataflow():
+                    for var, value in self.graph.bindings:
+                        self._visit(var, value)
+                    outs = self._outputs()
+                    gv = bb.emit_output(outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs]))
+                bb.emit_func_output(gv)
+        except BaseException:
+            # a rule refused: close the block the dataflow scope left open, or TVM prints
+            # "BlockBuilder destroyed with remaining blocks!" under the user's one-line error
+            try:
+                bb._end_block()
+            except Exception:  # noqa: BLE001 (no block open: nothing to close)
+                pass
+            raise
         mod = bb.get()
         main = mod["main"].with_attr(IO_ATTR, ModelIO.of(self.io))
         mod["main"] = main
