@@ -11,6 +11,8 @@ TVMScript metadata and serialize with ``tvm.ir.save_json``.
 | ``tvm_fused.params`` | kernel PrimFunc | ``KernelParams``: the kernel's parameter dataclass |
 | ``tvm_fused.io`` | ``main`` | ``ModelIO``: quantization, shape and layout of inputs and outputs |
 | ``tvm_fused.source_layout`` | module (imported) | str: "NCHW" (ONNX) or "NHWC" (TFLite) |
+| ``tvm_fused.output_names`` | imported ``main`` | list of str: the model's output names |
+| ``tvm_fused.input_quantization`` | imported ``main`` | map: int8 input name -> [scale, zero point] (TFLite) |
 | ``tvm_fused.fusion`` | module | ``FusionDecision``: what ``FuseConvChains`` chose and why |
 | ``tvm_fused.memory_plan`` | module | ``MemoryPlanAttrs``: arena size and every buffer's offset and lifetime |
 """
@@ -31,6 +33,8 @@ MACS_ATTR = "tvm_fused.macs"
 PARAMS_ATTR = "tvm_fused.params"
 IO_ATTR = "tvm_fused.io"
 SOURCE_LAYOUT_ATTR = "tvm_fused.source_layout"
+INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # imported main: {input name: [scale, zero point]} (TFLite)
+OUTPUT_NAMES_ATTR = "tvm_fused.output_names"  # imported main: the model's output names, in order
 FUSION_ATTR = "tvm_fused.fusion"
 MEMORY_PLAN_ATTR = "tvm_fused.memory_plan"
 
@@ -94,6 +98,16 @@ class KernelParams(tvm_ffi.Object):
         for part in qualname.split("."):
             cls = getattr(cls, part)
         return cls(**values)
+
+
+def plain(value, default=None):
+    """An attribute value as plain Python (lists, dicts), or ``default`` if absent (None); a JSON
+    string (from code that still writes JSON) is decoded."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return json.loads(value)
+    return from_ffi_value(value, list)
 
 
 def kernel_params(value, cls=None):

@@ -72,14 +72,13 @@ def check_onnx(proto: onnx.ModelProto) -> None:
 
 
 def import_onnx(proto: onnx.ModelProto):
+    from ..attrs import OUTPUT_NAMES_ATTR
     from .layer_names import import_onnx_named
-
-    import json
 
     try:
         mod = import_onnx_named(proto)
     except Exception as exc:
         raise UnsupportedModelError(f"TVM's ONNX importer rejected the model: {exc}".splitlines()[0]) from exc
     names = [o.name for o in proto.graph.output]  # io.json and the C struct members use them
-    mod["main"] = mod["main"].with_attr("tvm_fused.output_names", json.dumps(names))
+    mod["main"] = mod["main"].with_attr(OUTPUT_NAMES_ATTR, names)
     return mod

@@ -98,13 +98,10 @@ def import_tflite(model):
     return _with_input_quantization(mod, model)
 
 
-INPUT_QUANT_ATTR = "tvm_fused.input_quantization"
-
-
 def _with_input_quantization(mod, model):
     """Record each int8 graph input's (scale, zero point) on ``main``: an input that only
     data-movement ops read (max pool, pad, ...) has no dequantize to carry them."""
-    import json
+    from ..attrs import INPUT_QUANT_ATTR, OUTPUT_NAMES_ATTR
 
     graph = model.Subgraphs(0)
     quant = {}
@@ -114,6 +111,6 @@ def _with_input_quantization(mod, model):
         if q is not None and q.ScaleLength() == 1:
             quant[t.Name().decode()] = [float(q.Scale(0)), int(q.ZeroPoint(0))]
     outputs = [graph.Tensors(graph.Outputs(i)).Name().decode() for i in range(graph.OutputsLength())]
-    main = mod["main"].with_attr(INPUT_QUANT_ATTR, json.dumps(quant))
-    mod["main"] = main.with_attr("tvm_fused.output_names", json.dumps(outputs))
+    main = mod["main"].with_attr(INPUT_QUANT_ATTR, quant)
+    mod["main"] = main.with_attr(OUTPUT_NAMES_ATTR, outputs)
     return mod

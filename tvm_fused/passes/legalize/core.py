@@ -13,7 +13,6 @@ The core knows nothing about any particular kernel. It
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -21,15 +20,13 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ...attrs import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR, KernelParams, ModelIO
+from ...attrs import (INPUT_QUANT_ATTR, IO_ATTR, MACS_ATTR, OP_ATTR, OUTPUT_NAMES_ATTR, PARAMS_ATTR, KernelParams,
+                      ModelIO, plain)
 from ...errors import UnsupportedModelError
 from ...schedules.fixed_point import round_half_away
 from ..quant_graph import DequantConst, QuantGraph, const_value, op_name, scalar
 from . import registry
 
-
-INPUT_QUANT_ATTR = "tvm_fused.input_quantization"  # main attr set by the TFLite frontend
-OUTPUT_NAMES_ATTR = "tvm_fused.output_names"  # main attr set by both frontends
 
 # Relax ops the core itself handles (no rule): quantization bookkeeping and folded activations.
 CORE_RELAX_OPS = ("relax.quantize", "relax.dequantize", "relax.clip", "relax.nn.relu", "relax.nn.relu6",
@@ -156,8 +153,8 @@ class Legalizer:
         self.layer: str | None = None  # name of the imported binding being lowered (its layer)
         attrs = mod["main"].attrs
         # set by the frontends: int8 inputs' quantization (TFLite) and the model's output names
-        self.input_quant = json.loads(str(attrs[INPUT_QUANT_ATTR])) if attrs and INPUT_QUANT_ATTR in attrs else {}
-        self.output_names = json.loads(str(attrs[OUTPUT_NAMES_ATTR])) if attrs and OUTPUT_NAMES_ATTR in attrs else []
+        self.input_quant = plain(attrs.get(INPUT_QUANT_ATTR) if attrs else None, {})
+        self.output_names = plain(attrs.get(OUTPUT_NAMES_ATTR) if attrs else None, [])
         self.users_of: dict[str, list] = {}
         for v, c in self.graph.bindings:
             if isinstance(c, relax.Call):
@@ -171,13 +168,22 @@ class Legalizer:
         params = self._make_inputs()
         self.inputs = params
         bb = self.bb
-        with bb.function("main", [t.var for t in params]):
-            with bb.dataflow():
-                for var, value in self.graph.bindings:
-                    self._visit(var, value)
-                outs = self._outputs()
-                gv = bb.emit_output(outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs]))
-            bb.emit_func_output(gv)
+        try:
+            with bb.function("main", [t.var for t in params]):
+                with bb.dataflow():
+                    for var, value in self.graph.bindings:
+                        self._visit(var, value)
+                    outs = self._outputs()
+                    gv = bb.emit_output(outs[0].var if len(outs) == 1 else relax.Tuple([t.var for t in outs]))
+                bb.emit_func_output(gv)
+        except BaseException:
+            # a rule refused: close the block the dataflow scope left open, or TVM prints
+            # "BlockBuilder destroyed with remaining blocks!" under the user's one-line error
+            try:
+                bb._end_block()
+            except Exception:  # noqa: BLE001 (no block open: nothing to close)
+                pass
+            raise
         mod = bb.get()
         main = mod["main"].with_attr(IO_ATTR, ModelIO.of(self.io))
         mod["main"] = main
