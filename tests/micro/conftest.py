@@ -1,5 +1,6 @@
 """Fixtures for the device tests: stub exports, firmware built once per session,
 and a hard per-test time limit (no test may hang on a dead device)."""
+import os
 import shutil
 import signal
 import sys
@@ -10,7 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from stub_model import write_stub_export  # noqa: E402
 
-TEST_TIME_LIMIT_S = 90
+# Generous for a quiet 2-core CI machine (the slowest device test takes about 40 s there);
+# raise it on a loaded machine with TVM_FUSED_TEST_TIME_LIMIT=seconds.
+TEST_TIME_LIMIT_S = int(os.environ.get("TVM_FUSED_TEST_TIME_LIMIT", "180"))
 
 needs_toolchain = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                      reason="arm-none-eabi-gcc not installed (make toolchain)")
