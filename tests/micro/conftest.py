@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from stub_model import write_stub_export  # noqa: E402
 
-# Generous for a quiet 2-core CI machine (the slowest device test takes about 40 s there);
+# A hang guard, generous for a quiet 2-core CI machine;
 # raise it on a loaded machine with TVM_FUSED_TEST_TIME_LIMIT=seconds.
 TEST_TIME_LIMIT_S = int(os.environ.get("TVM_FUSED_TEST_TIME_LIMIT", "180"))
 
