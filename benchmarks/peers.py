@@ -399,8 +399,11 @@ def main(argv=None) -> int:
                     rows.append(tflm_row(model, flavour, harness, x_npy, args))
             if is_tflite and not args.no_host_arena:
                 host_arenas[model.name] = tflm_host_arena(model)
-            if is_tflite and not any(r.get("macs") for r in rows if r["model"] == model.name):
-                rows[-1]["macs"] = count_macs(model)
+            if is_tflite:  # one MAC count for every row (the harness's), so per-MAC figures compare
+                macs = count_macs(model)
+                for r in rows:
+                    if r["model"] == model.name:
+                        r["macs"] = macs
     finish_rows(rows)
     print_table(rows, host_arenas)
     out = {"board": args.board, "counter": "instructions (QEMU, exact; not cycles)", "rows": rows,
