@@ -26,10 +26,7 @@ ONNX_FAMILIES = sorted(p.name for p in FAMILIES.glob("*.onnx"))
 # ops have landed; the tables stay for the next family).
 UNSUPPORTED: dict[str, str] = {}
 NOT_EXACT: dict[str, str] = {}
-WRONG_LAYOUT = {
-    "yolo_head.onnx": "outputs after an ONNX Reshape of an NCHW tensor: io.json says NHWC [1, 7, 64, 3] but the "
-                      "data is in ONNX order [1, 3, 7, 64] (transposing by io.json scrambles it)",
-}
+WRONG_LAYOUT: dict[str, str] = {}   # e.g. io.json's layout disagreeing with the data
 # ONNX QDQ means float math between QuantizeLinear nodes; our fixed-point requantization rounds
 # ties and near-ties differently (README "Correctness": within 1 int8 unit per layer), so these short
 # networks end within 2 units (measured: 0 and 1). Behind a Sigmoid it is more: at its steepest
