@@ -58,17 +58,17 @@ def family_row(model: Path, args, harness: peers.Harness, workdir: Path) -> dict
     row["compile_seconds"] = round(time.perf_counter() - t0, 1)
     if cm is not None:
         row["arena_bytes"] = int(cm.report["arena_bytes"])
-        row.update(peers.compare(cm.reference(x), refs))
+        row.update(peers.compare(peers.from_device(cm, cm.reference(peers.to_device(cm, x))), refs))
         if args.device:
             from tvm_fused.micro import run_on_device
 
             try:
-                run = run_on_device(cm, x, board=args.board, project_dir=workdir / model.stem)
+                run = run_on_device(cm, peers.to_device(cm, x), board=args.board, project_dir=workdir / model.stem)
                 m = run.measurement
                 row.update({"instructions": m.get("instructions"), "arena_bytes": m["arena_bytes"],
                             "flash_bytes": m["flash_bytes"], "peak_ram_bytes": m["peak_ram_bytes"],
                             "arena_source": "firmware"})
-                row.update(peers.compare(run.output, refs))
+                row.update(peers.compare(peers.from_device(cm, run.output), refs))
             except Exception as e:  # noqa: BLE001
                 row["device_error"] = f"{type(e).__name__}: {e}"[:600]
     if row.get("arena_bytes") is not None and row.get("tflm_arena_bytes"):

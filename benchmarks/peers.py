@@ -235,6 +235,18 @@ def _compile(model: Path, fuse, args, tuning_log=None):
     return tvm_fused.compile(str(model), **kw)
 
 
+def to_device(cm, x: np.ndarray) -> np.ndarray:
+    """The int8 tensor the generated C takes: float-in models are quantized as TFLite's QUANTIZE does."""
+    return cm.quantize_input(x) if cm.io["inputs"][0].get("model_dtype") == "float32" else x
+
+
+def from_device(cm, y) -> list[np.ndarray]:
+    """The model's own outputs: float-out models dequantized as TFLite's DEQUANTIZE does."""
+    ys = list(y) if isinstance(y, (list, tuple)) else [y]
+    return [cm.dequantize_output(a) if spec.get("model_dtype") == "float32" else np.asarray(a)
+            for a, spec in zip(ys, cm.io["outputs"])]
+
+
 def ours_row(model: Path, label: str, fuse, x: np.ndarray, refs, args, workdir: Path, tuning_log=None) -> dict:
     row = {"model": model.name, "system": label}
     t0 = time.perf_counter()
@@ -246,7 +258,7 @@ def ours_row(model: Path, label: str, fuse, x: np.ndarray, refs, args, workdir: 
     row["compile_seconds"] = round(time.perf_counter() - t0, 1)
     row["arena_bytes"] = int(cm.report["arena_bytes"])
     if refs is not None:  # the host build of the same kernels, against TFLite
-        host = compare(cm.reference(x), refs)
+        host = compare(from_device(cm, cm.reference(to_device(cm, x))), refs)
         row["host_max_abs_diff"], row["host_n_diff"] = host["max_abs_diff"], host["n_diff"]
     if args.no_device:
         row.update({k: row.get(f"host_{k}") for k in ("max_abs_diff", "n_diff")})
@@ -255,7 +267,8 @@ def ours_row(model: Path, label: str, fuse, x: np.ndarray, refs, args, workdir: 
     from tvm_fused.micro import run_on_device
 
     try:
-        run = run_on_device(cm, x, board=args.board, project_dir=workdir / f"{model.stem}-{label.split()[-1]}")
+        run = run_on_device(cm, to_device(cm, x), board=args.board,
+                            project_dir=workdir / f"{model.stem}-{label.split()[-1]}")
     except Exception as e:  # noqa: BLE001
         return dict(row, error=f"device: {type(e).__name__}: {e}"[:1500])
     m = run.measurement
@@ -263,7 +276,7 @@ def ours_row(model: Path, label: str, fuse, x: np.ndarray, refs, args, workdir: 
                 "flash_bytes": m["flash_bytes"], "peak_ram_bytes": m["peak_ram_bytes"],
                 "stack_bytes": m.get("stack_bytes"), "seconds": round(time.perf_counter() - t0, 1)})
     if refs is not None:
-        row.update(compare(run.output, refs))
+        row.update(compare(from_device(cm, run.output), refs))
     return row
 
 
@@ -399,8 +412,11 @@ def main(argv=None) -> int:
                     rows.append(tflm_row(model, flavour, harness, x_npy, args))
             if is_tflite and not args.no_host_arena:
                 host_arenas[model.name] = tflm_host_arena(model)
-            if is_tflite and not any(r.get("macs") for r in rows if r["model"] == model.name):
-                rows[-1]["macs"] = count_macs(model)
+            if is_tflite:  # one MAC count for every row (the harness's), so per-MAC figures compare
+                macs = count_macs(model)
+                for r in rows:
+                    if r["model"] == model.name:
+                        r["macs"] = macs
     finish_rows(rows)
     print_table(rows, host_arenas)
     out = {"board": args.board, "counter": "instructions (QEMU, exact; not cycles)", "rows": rows,

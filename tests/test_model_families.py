@@ -2,9 +2,9 @@
 compute what TFLite's reference kernels compute, bit for bit; ONNX QDQ within a stated tolerance of
 onnxruntime. On QEMU: tests/micro/test_device_model_families.py.
 
-A family whose ops are not there yet is a strict xfail that names them (XFAIL below): when an op
-lands and the family passes, pytest reports XPASS(strict) as a failure, the signal to delete its
-entry here. Host checks use TVM's LLVM build of the compiled module (`CompiledModel.reference`),
+A family whose ops are not there yet is a strict xfail that names them (the UNSUPPORTED, NOT_EXACT
+and WRONG_LAYOUT tables below): when the fix lands and the family passes, pytest reports
+XPASS(strict) as a failure, the signal to delete its entry here. Host checks use TVM's LLVM build of the compiled module (`CompiledModel.reference`),
 which the generated C matches bit for bit (tests/test_generated_c.py).
 """
 from __future__ import annotations
@@ -22,15 +22,18 @@ FAMILIES = FIXTURES / "families"
 TFLITE_FAMILIES = sorted(p.name for p in FAMILIES.glob("*.tflite"))
 ONNX_FAMILIES = sorted(p.name for p in FAMILIES.glob("*.onnx"))
 
-# What each family still lacks on this branch; delete an entry when its test XPASSes.
+# What each family still lacks on this branch; delete an entry when its test XPASSes (all of issue 8's
+# ops have landed; the tables stay for the next family).
 UNSUPPORTED: dict[str, str] = {}
 NOT_EXACT: dict[str, str] = {}
+WRONG_LAYOUT: dict[str, str] = {}   # e.g. io.json's layout disagreeing with the data
 # ONNX QDQ means float math between QuantizeLinear nodes; our fixed-point requantization rounds
-# ties and near-ties differently (README "Correctness": within 1 int8 unit per layer, fed
-# onnxruntime's own input). End to end the differences add up along the longest path: the
-# YOLO-like head requantizes 9 times between input and output (conv, leaky relu, pool, resize,
-# concat, sigmoid) and its worst output is 4 units off over these seeds; the others stay within 3.
-ONNX_TOLERANCE = 4
+# ties and near-ties differently (README "Correctness": within 1 int8 unit per layer), so these short
+# networks end within 2 units (measured: 0 and 1). Behind a Sigmoid it is more: at its steepest
+# point one step of the yolo head's logit is 0.25 * 0.0496 / 0.00389 = 3.2 (coarse) and 2.3 (fine)
+# output steps, and 2-3 logit steps accumulate over its 8 convolutions: up to 7 units measured.
+ONNX_TOLERANCE = {"yolo_head.onnx": 8}
+ONNX_DEFAULT_TOLERANCE = 2
 FLOAT_IO = {"classifier_float_io.tflite"}
 SEEDS = (0, 1, 2)
 
@@ -43,7 +46,8 @@ def _xfail(name: str, *tables):
 
     for table in tables:
         if name in table:
-            raises = UnsupportedModelError if table is UNSUPPORTED and name not in FLOAT_IO else None
+            raises = {id(UNSUPPORTED): None if name in FLOAT_IO else UnsupportedModelError,
+                      id(WRONG_LAYOUT): AssertionError}.get(id(table))
             return pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=raises,
                                                               reason=f"{name}: {table[name]}"))
     return name
@@ -59,6 +63,16 @@ def tflite_input(detail, seed: int) -> np.ndarray:
     if detail["dtype"] == np.int8:
         return rng.integers(-128, 128, size=shape, dtype=np.int8)
     return rng.uniform(-1.0, 1.0, size=shape).astype(detail["dtype"])
+
+
+def run_reference(cm, x: np.ndarray):
+    """cm.reference on the model's own input: a float-in model's generated C takes int8 (docs/interfaces.md),
+    so quantize as TFLite does, and dequantize float outputs."""
+    if cm.io["inputs"][0].get("model_dtype") == "float32":
+        x = cm.quantize_input(x)
+    y = _as_list(cm.reference(x))
+    return [cm.dequantize_output(a) if spec.get("model_dtype") == "float32" else a
+            for a, spec in zip(y, cm.io["outputs"])]
 
 
 def builtin_ref(path: Path, x: np.ndarray) -> list[np.ndarray]:
@@ -97,7 +111,8 @@ def test_every_family_fixture_is_listed():
     assert set(TFLITE_FAMILIES) >= {"classifier_softmax.tflite", "mbv3_block.tflite", "yolo_head.tflite",
                                     "fc_autoencoder.tflite", "kws_dscnn.tflite"}
     assert set(ONNX_FAMILIES) >= {"classifier_softmax.onnx", "yolo_head.onnx"}
-    assert set(UNSUPPORTED) | set(NOT_EXACT) <= set(TFLITE_FAMILIES) | set(ONNX_FAMILIES), "stale XFAIL entry"
+    listed = set(UNSUPPORTED) | set(NOT_EXACT) | set(WRONG_LAYOUT) | set(ONNX_TOLERANCE)
+    assert listed <= set(TFLITE_FAMILIES) | set(ONNX_FAMILIES), "stale entry"
 
 
 @pytest.mark.parametrize("name", [_xfail(n, UNSUPPORTED, NOT_EXACT) for n in TFLITE_FAMILIES])
@@ -108,10 +123,7 @@ def test_tflite_family_bit_exact_with_builtin_ref(compiled, name):
     detail = Interpreter(model_path=str(FAMILIES / name)).get_input_details()[0]
     for seed in SEEDS:
         x = tflite_input(detail, seed)
-        got = cm.reference(x)
-        if name in FLOAT_IO:  # the C takes int8 (float input quantized as QUANTIZE does) and returns int8
-            got = cm.dequantize_output(got)
-        assert_same_outputs(got, builtin_ref(FAMILIES / name, x), f"{name} seed {seed}")
+        assert_same_outputs(run_reference(cm, x), builtin_ref(FAMILIES / name, x), f"{name} seed {seed}")
 
 
 @pytest.mark.parametrize("name", [_xfail(n, UNSUPPORTED) for n in TFLITE_FAMILIES])
@@ -145,7 +157,7 @@ def _match_layout(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return theirs.reshape(ours.shape)
 
 
-@pytest.mark.parametrize("name", [_xfail(n, UNSUPPORTED) for n in ONNX_FAMILIES])
+@pytest.mark.parametrize("name", [_xfail(n, UNSUPPORTED, WRONG_LAYOUT) for n in ONNX_FAMILIES])
 def test_onnx_family_within_tolerance_of_onnxruntime(compiled, name):
     pytest.importorskip("onnxruntime")
     cm = compiled(name)
@@ -161,4 +173,5 @@ def test_onnx_family_within_tolerance_of_onnxruntime(compiled, name):
         for k, (y, t, o) in enumerate(zip(ours, theirs, cm.io["outputs"])):
             tq = np.clip(np.round(_match_layout(y, t) / o["scale"]) + o["zero_point"], -128, 127)
             worst = int(np.abs(tq - y.astype(int)).max())
-            assert worst <= ONNX_TOLERANCE, f"{name} seed {seed} output {k}: {worst} int8 units from onnxruntime"
+            tolerance = ONNX_TOLERANCE.get(name, ONNX_DEFAULT_TOLERANCE)
+            assert worst <= tolerance, f"{name} seed {seed} output {k}: {worst} int8 units from onnxruntime"

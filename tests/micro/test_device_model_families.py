@@ -34,8 +34,18 @@ def test_tflite_family_on_qemu_equals_builtin_ref(name, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     x = tflite_input(Interpreter(model_path=str(FAMILIES / name)).get_input_details()[0], seed=0)
-    _, run = _run(name, tmp_path, x)
-    assert_same_outputs(run.output, builtin_ref(FAMILIES / name, x), f"{name} on QEMU")
+    import tvm_fused
+
+    cm = tvm_fused.compile(str(FAMILIES / name), board="qemu-mps2-an500", fuse="auto", name=Path(name).stem,
+                           progress=False)
+    float_in = cm.io["inputs"][0].get("model_dtype") == "float32"
+    from tvm_fused.micro import run_on_device
+
+    run = run_on_device(cm, cm.quantize_input(x) if float_in else x, board="qemu-mps2-an500",
+                        project_dir=tmp_path / "fw")
+    got = [cm.dequantize_output(a) if spec.get("model_dtype") == "float32" else a
+           for a, spec in zip(_as_list(run.output), cm.io["outputs"])]
+    assert_same_outputs(got, builtin_ref(FAMILIES / name, x), f"{name} on QEMU")
     assert run.measurement["canaries_ok"]
 
 
