@@ -163,6 +163,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
         body = proto + " {" + body[body.index("\n"):]  # TVM's signature line -> ours (const inputs)
         if kernel.attrs and '"stream_input"' in str(kernel.attrs.get(PARAMS_ATTR, "")):
             body = body.replace(" {", " {\n  (void)x; /* streamed: rows come from the callback */", 1)
+        body = _mark_unused_params(body, proto, kernel)
         kernel_src += ["", comments[cname], body.rstrip("\n")]
     kernel_src.append("")
 
@@ -394,6 +395,16 @@ def _prototype(name: str, func: tirx.PrimFunc, n_inputs: int) -> str:
         const = "const " if i < n_inputs else ""
         params.append(f"{const}{_CTYPE[str(p.dtype)]}* {p.name}")
     return _wrap(f"void {name}", params, "")
+
+
+def _mark_unused_params(body: str, proto: str, func: tirx.PrimFunc) -> str:
+    """``(void)w32;`` for parameters this kernel variant never reads: -Wextra clean, same signature."""
+    start = len(proto) + 2  # after "proto {"
+    unused = [p.name for p in func.params if not re.search(rf"\b{re.escape(p.name)}\b", body[start:])]
+    if not unused:
+        return body
+    casts = " ".join(f"(void){name};" for name in unused)
+    return f"{body[:start]}\n  {casts} /* not read by this kernel variant */{body[start:]}"
 
 
 def _wrap(head: str, args: list, tail: str, width: int = 110) -> str:
