@@ -9,7 +9,7 @@ import numpy as np
 from tvm import relax
 
 from tvm_fused.passes.legalize_qdq import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR
-from tvm_fused.schedules import AddParams, Conv2DParams, add_int8, conv2d_nhwc_int8, quantize_multipliers
+from tvm_fused.schedules import AddParams, Conv2DParams, add_int8, conv2d_int8, quantize_multipliers
 
 
 def same_padding(size, k, s):
@@ -76,9 +76,10 @@ def build_chain_module(in_shape, layers, seed=0):
                 bias = rng.integers(-2000, 2000, size=oc).astype(np.int32)
                 real = rng.uniform(0.5, 2.0, size=oc) / (127.0 * np.sqrt(taps) * 2)
                 mult, shift = quantize_multipliers(real)
-                consts = [relax.const(weight), relax.const(bias), relax.const(mult), relax.const(shift)]
+                func, packed = conv2d_int8(p, weight, bias, mult, shift)
+                consts = [relax.const(c) for c in packed]
                 kind = "depthwise_conv2d" if depthwise else ("conv2d_1x1" if k == 1 else "conv2d")
-                var = _emit(bb, kind, conv2d_nhwc_int8(p), [cur, *consts], p.out_shape, p, p.macs)
+                var = _emit(bb, kind, func, [cur, *consts], p.out_shape, p, p.macs)
                 tensors.append((var, p.out_shape, out_zp, float(rng.uniform(0.02, 0.08))))
                 names.append(var.name)
             gv = bb.emit_output(tensors[-1][0])

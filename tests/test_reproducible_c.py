@@ -191,3 +191,18 @@ def test_c_identifiers_are_sanitized_and_unique():
     assert [table.fresh(n) for n in ["conv", "conv", "conv.", "run", "conv_2"]] == \
         ["conv", "conv_2", "conv_3", "run_2", "conv_2_2"]
     assert comment_text("a */ b\n/* c") == "a * / b / * c"
+
+
+def test_layer_names_from_tflite_tensor_names():
+    """The main op's scope names the layer; Keras 3's call suffix goes only when every scope has one;
+    a layer called twice gets _2."""
+    from tvm_fused.frontend.layer_names import _tflite_layers
+
+    keras3 = ["m_1/block_3_expand_relu_1/Relu6;m_1/block_3_expand_BN_1/batchnorm/add_1;"
+              "m_1/block_3_expand_1/convolution",
+              "m_1/block_3_add_1/Add", "StatefulPartitionedCall_1:0", "m_1/block_3_add_1/Add;x"]
+    assert list(_tflite_layers(keras3).values()) == ["block_3_expand", "block_3_add", "StatefulPartitionedCall_1",
+                                                     "block_3_add_2"]
+    mixed = ["model/conv_a/BiasAdd;model/conv_a/Conv2D", "model/dense_1/MatMul", "model/out/Softmax",
+             "model/upsample/resize/ResizeNearestNeighbor", "head/Sigmoid"]
+    assert list(_tflite_layers(mixed).values()) == ["conv_a", "dense_1", "out", "upsample", "head"]

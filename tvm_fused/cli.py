@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_parser("compile", help="compile a model to a plain-C library + report.json")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output folder (new, empty, or an earlier export)")
-    p.add_argument("--force", action="store_true", help="replace the output folder even if tvm-fused did not write it")
+    p.add_argument("--force", action="store_true", help="write into the output folder even if tvm-fused did not write it "
+                        "(only model/, io.json and report.json are replaced; other files stay)")
     p.set_defaults(func=cmd_compile)
 
     p = add_parser("plan", help="per-op memory table, unfused vs fused; live-bytes plot; max resolution")

@@ -18,6 +18,7 @@ from tvm import relax, tirx
 from ..passes.legalize_qdq import OP_ATTR, PARAMS_ATTR
 from ..passes.memory_plan import MemoryPlan, OpRecord
 from .naming import NameTable, comment_text
+from ..schedules import dsp
 from .plain_c import lower_to_c
 
 PREFIX = "tvmgen_default"
@@ -124,8 +125,8 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
             else:
                 call.args.append(("const", len(constants)))
                 param = params[i].name if i < len(params) else f"arg{i}"
-                constants.append(_Constant("", arg.value.numpy(), f"{call.label}: {param}"))
-                constants[-1].name = names.fresh(f"{call.layer}_{param}")
+                constants.append(_Constant(names.fresh(f"{call.layer}_{param}"), arg.value.numpy(),
+                                           f"{call.label}: {param}"))
         call.args.append(("arena", op.output))
         if op.scratch:
             call.args.append(("arena", op.scratch))
@@ -141,13 +142,7 @@ def generate_c(mod: tvm.IRModule, plan: MemoryPlan, io: dict) -> CLibrary:
     comments: dict[str, str] = {}
     for gv_name, its_calls in users.items():
         first = its_calls[0]
-        if len(its_calls) == 1:
-            cname = f"{PREFIX}_{first.layer}"
-        else:
-            op = first.op
-            ins = [plan.shapes[t] for t in op.inputs if t is not None]
-            sig = "_".join("x".join(str(d) for d in _drop_batch(s)) for s in ins)
-            cname = f"{PREFIX}_{names.fresh(f'{op.op}_{sig}_to_' + 'x'.join(str(d) for d in _drop_batch(plan.shapes[op.output])))}"
+        cname = f"{PREFIX}_{first.layer if len(its_calls) == 1 else names.fresh(_shape_signature(first.op, plan))}"
         kernels[cname] = mod[gvs[gv_name]]
         n_inputs[cname] = len(first.op.inputs)
         comments[cname] = _kernel_comment(its_calls, plan)
@@ -342,7 +337,19 @@ int32_t {PREFIX}_run(struct {PREFIX}_inputs* inputs, struct {PREFIX}_outputs* ou
         "src/weights.c": "\n".join(weights),
         "src/arena.c": arena,
     }
+    if any(dsp.uses_header(text) for text in definitions.values()):
+        files[f"include/{dsp.HEADER_NAME}"] = dsp.HEADER
     return CLibrary(files, weights_bytes, len(kernels))
+
+
+def _shape_signature(op: OpRecord, plan: MemoryPlan) -> str:
+    """``depthwise_conv2d_12x12x96_to_12x12x96``: op and shapes (batch 1 dropped), for a shared kernel."""
+    def dims(tensor):
+        shape = [int(d) for d in plan.shapes[tensor]]
+        return "x".join(str(d) for d in (shape[1:] if len(shape) > 1 and shape[0] == 1 else shape))
+
+    ins = "_".join(dims(t) for t in op.inputs if t is not None)
+    return f"{op.op}_{ins}_to_{dims(op.output)}"
 
 
 def c_member_names(names) -> list[str]:
@@ -365,11 +372,6 @@ def _io_tensors(entries, buffer_names, plan) -> list[dict]:
     members = c_member_names(e["name"] for e in entries)
     return [{"entry": e, "member": m, "offset": plan.buffers[b].offset, "size": plan.buffers[b].size}
             for e, m, b in zip(entries, members, buffer_names)]
-
-
-def _drop_batch(shape) -> list:
-    dims = [int(d) for d in shape]
-    return dims[1:] if len(dims) > 1 and dims[0] == 1 else dims
 
 
 def _kernel_comment(calls: list, plan: MemoryPlan) -> str:

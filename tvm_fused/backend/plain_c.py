@@ -15,6 +15,8 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.tirx import compilation_pipeline
 
+from ..schedules import dsp
+
 PIPELINE_NAME = "tvm_fused_plain_c"
 # The same lowering plus TVM's calling convention, for the host reference build:
 # both builds then start from identical TIR, only the code generator differs.
@@ -92,6 +94,8 @@ def _pointer_params(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return tirx.PrimFunc(params, body, func.ret_type, func.attrs)
 
 
+# codegen declares every call_extern; the DSP helpers are static inline in their header
+_DSP_PROTOTYPE = re.compile(r"^(TVM_DLL )?int32_t tvmf_\w+\(.*\);$")
 _BOILERPLATE = re.compile(
     r'^(#define TVM_EXPORTS|#include "tvm/.*"|void\* __tvm_ffi__library_ctx = NULL;|#ifdef __cplusplus|extern "C"|#endif'
     r'|// tvm target: .*)\s*$'
@@ -114,7 +118,8 @@ def lower_to_c(kernels: dict[str, tirx.PrimFunc]) -> tuple[list[str], dict[str, 
     mod = tvm.IRModule({gv: _pointer_params(f) for gv, f in mod.functions.items()})
     mod = finalize()(mod)
     source = tvm.get_global_func("target.build.c")(mod, target).inspect_source()
-    lines = [ln.replace("TVM_DLL ", "") for ln in source.splitlines() if not _BOILERPLATE.match(ln)]
+    lines = [ln.replace("TVM_DLL ", "") for ln in source.splitlines()
+             if not _BOILERPLATE.match(ln) and not _DSP_PROTOTYPE.match(ln)]
     if any("TVMBackend" in ln or "TVMFFI" in ln for ln in lines):
         raise RuntimeError("generated kernel still calls the TVM runtime; a kernel allocated a workspace?")
     starts = {}
@@ -135,6 +140,8 @@ def lower_to_c(kernels: dict[str, tirx.PrimFunc]) -> tuple[list[str], dict[str, 
         if (m and m.group(1) in kernels) or not ln.strip() or ln in preamble:
             continue
         preamble.append(ln)
+    if any(dsp.uses_header(text) for text in functions.values()):
+        preamble.append(f'#include "{dsp.HEADER_NAME}"')
     return preamble, functions
 
 

@@ -26,13 +26,14 @@ def _chain_layers(calls):
         if c.kind == "add":
             layers.append(ChainLayer("add", c.params, [tensor_id[a] for a in c.arg_names]))
         else:
-            consts = [_const(a) for a in c.call.args[1].fields[1:]]
-            w, b, m, s = consts
-            layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]], w_len, t_len))
-            weights.append(w.reshape(-1).astype(np.int8))
-            tables.append(np.concatenate([b, m, s]).astype(np.int32))
-            w_len += w.size
-            t_len += b.size * 3
+            # the kernel's constants, already in its micro-kernel layout (schedules/weight_layout.py)
+            w8, w32, table = [_const(a) for a in c.call.args[1].fields[1:]]
+            layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]], w_len, t_len + w32.size,
+                                     wide_offset=t_len))
+            weights.append(w8.reshape(-1).astype(np.int8))
+            tables += [w32.reshape(-1).astype(np.int32), table.reshape(-1).astype(np.int32)]
+            w_len += w8.size
+            t_len += w32.size + table.size
         tensor_id[c.name] = k + 1
     w_blob = np.concatenate(weights) if weights else np.zeros(1, np.int8)
     t_blob = np.concatenate(tables) if tables else np.zeros(1, np.int32)

@@ -1,4 +1,4 @@
-"""int8 NHWC convolution kernels (regular, depthwise, pointwise) in TE + s_tir schedule.
+"""int8 NHWC convolution kernels (regular, depthwise, pointwise) built from the DSP micro-kernels.
 
 Arithmetic follows TFLite's ``reference_integer_ops::ConvPerChannel``: padded taps
 contribute nothing (as if the input held its zero point), then bias, per-channel
@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import te, tirx
+from tvm import tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.tirx.script.builder import ir as T
 
-from .fixed_point import requantize_expr
-from .common import finish_prim_func, MAX_REDUCTION
+from . import dsp
+from .common import MAX_REDUCTION
+from .config import DepthwiseConfig, GemmConfig
+from .depthwise import DepthwiseTask
+from .gemm import GemmTask, Operand, conv_row
+from .weight_layout import pack_conv
 
 
 @dataclass(frozen=True)
@@ -54,57 +60,99 @@ class Conv2DParams:
         return n * oh * ow * oc * per_out
 
 
-def conv2d_nhwc_int8(p: Conv2DParams, name: str = "conv2d"):
-    """PrimFunc(data, weight, bias, multiplier, shift, out); weight is HWIO (HWC if depthwise)."""
+def conv2d_int8(p: Conv2DParams, weight, bias, mult, shift, config=None, name: str = "conv2d"):
+    """Fast kernel + its constants: ``(PrimFunc(data, w8, w32, table, out), [w8, w32, table])``.
+
+    ``weight`` is HWIO (HWC if depthwise) int8; the constants come out in the layout the
+    micro-kernel reads (``weight_layout.pack_conv``). ``config``: GemmConfig (regular conv) or
+    DepthwiseConfig; None = the defaults."""
+    consts = pack_conv(p, weight, bias, mult, shift)
+    return conv2d_kernel(p, consts[0].size, consts[1].size, config, name), consts
+
+
+def default_config(p: Conv2DParams):
+    return DepthwiseConfig() if p.depthwise else GemmConfig()
+
+
+def check_conv(p: Conv2DParams):
     n, h, w, c = p.in_shape
-    kh, kw = p.kernel
-    sh, sw = p.strides
-    pt, pl, _, _ = p.padding
-    oc = p.out_channels
-    if p.depthwise and oc != c:
+    if p.depthwise and p.out_channels != c:
         raise ValueError("depthwise conv with a channel multiplier != 1 is not supported")
+    kh, kw = p.kernel
     taps = kh * kw * (1 if p.depthwise else c)
     if taps > MAX_REDUCTION:
         raise ValueError(f"reduction of {taps} taps could overflow the int32 accumulator")
 
-    data = te.placeholder(p.in_shape, "int8", name="data")
-    weight = te.placeholder(p.weight_shape, "int8", name="weight")
-    bias = te.placeholder((oc,), "int32", name="bias")
-    mult = te.placeholder((oc,), "int32", name="multiplier")
-    shift = te.placeholder((oc,), "int32", name="shift")
 
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
-
-    def tap(b, y, x, ch):
-        iy = y * sh + ry - pt
-        ix = x * sw + rx - pl
-        inside = tirx.all(iy >= 0, iy < h, ix >= 0, ix < w)
-        return tirx.if_then_else(inside, data[b, iy, ix, ch].astype("int32") - p.in_zp, 0)
-
+def conv_task(p: Conv2DParams, x, w8, w32, table, out, acc, config=None):
+    """The micro-kernel task of one conv layer over the given operands."""
+    config = config or default_config(p)
     if p.depthwise:
-        acc = te.compute(
-            p.out_shape,
-            lambda b, y, x, o: te.sum(tap(b, y, x, o) * weight[ry, rx, o].astype("int32"), axis=[ry, rx]),
-            name="acc",
-        )
+        return DepthwiseTask(p, x, w8, w32, table, out, acc, config)
+    kh, kw = p.kernel
+    c = p.in_shape[3]
+    return GemmTask(x, w8, table, out, p.out_channels, kh, kw * c, p.out_zp, p.act_min, p.act_max, acc, config)
+
+
+def acc_words(p: Conv2DParams, config=None) -> int:
+    config = config or default_config(p)
+    if p.depthwise:
+        return 4 * max(1, config.unroll_groups)
+    return max(1, config.pixel_block * config.channel_block)
+
+
+def is_pointwise(p: Conv2DParams) -> bool:
+    """1x1, stride 1, no padding: the whole tensor is one GEMM over its pixels."""
+    return not p.depthwise and p.kernel == (1, 1) and p.strides == (1, 1) and not any(p.padding)
+
+
+def conv_rows(p: Conv2DParams, task, y, in_base, out_base):
+    """Emit output row ``y`` of one image whose input starts at ``in_base``."""
+    n, h, w, c = p.in_shape
+    _, oh, ow, oc = p.out_shape
+    kh, _ = p.kernel
+    sh, pt = p.strides[0], p.padding[0]
+
+    def row_base(ky):
+        return in_base + (y * sh - pt + ky) * (w * c)
+
+    row_ok = None
+    if p.padding[0] > 0 or p.padding[2] > 0:
+        row_ok = (lambda ky: tirx.all(y * sh - pt + ky >= 0, y * sh - pt + ky < h))
+    if p.depthwise:
+        task.row(row_base, row_ok, out_base + y * (ow * oc), w, ow)
     else:
-        rc = te.reduce_axis((0, c), name="rc")
-        acc = te.compute(
-            p.out_shape,
-            lambda b, y, x, o: te.sum(tap(b, y, x, rc) * weight[ry, rx, rc, o].astype("int32"), axis=[ry, rx, rc]),
-            name="acc",
-        )
-    out = te.compute(
-        p.out_shape,
-        lambda b, y, x, o: requantize_output(acc[b, y, x, o] + bias[o], mult[o], shift[o], p.out_zp, p.act_min, p.act_max),
-        name="out",
-    )
-    func = te.create_prim_func([data, weight, bias, mult, shift, out])
-    return finish_prim_func(func, name, accumulate_into="out")
+        conv_row(task, p, row_base, row_ok, out_base + y * (ow * oc), w, ow)
+
+
+def conv2d_kernel(p: Conv2DParams, w8_len: int, w32_len: int, config=None, name: str = "conv2d"):
+    """PrimFunc(data, w8, w32, table, out) for constants laid out by ``weight_layout.pack_conv``."""
+    check_conv(p)
+    n, h, w, c = p.in_shape
+    _, oh, ow, oc = p.out_shape
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            data = T.arg("data", T.buffer(tuple(p.in_shape), "int8"))
+            w8 = T.arg("w8", T.buffer((w8_len,), "int8"))
+            w32 = T.arg("w32", T.buffer((w32_len,), "int32"))
+            table = T.arg("table", T.buffer((3 * oc,), "int32"))
+            out = T.arg("out", T.buffer(tuple(p.out_shape), "int8"))
+            acc = T.alloc_buffer((acc_words(p, config),), "int32")
+            x_flat = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
+            y_flat = T.decl_buffer((n * oh * ow * oc,), "int8", data=out.data)
+            task = conv_task(p, Operand(x_flat), Operand(w8), Operand(w32), Operand(table), Operand(y_flat),
+                             acc, config)
+            if is_pointwise(p):
+                task.pixels(lambda i, s: i * c, lambda i: i * oc, n * h * w)
+            else:
+                with T.serial(0, n) as b:
+                    with T.serial(0, oh) as y:
+                        conv_rows(p, task, y, b * (h * w * c), b * (oh * ow * oc))
+    return ib.get()
 
 
 def requantize_output(acc, multiplier, shift, out_zp, act_min, act_max):
     """Requantize, add the output zero point, clamp, cast: TFLite's fixed finishing order."""
-    y = requantize_expr(acc, multiplier, shift) + out_zp
+    y = dsp.requantize(acc, multiplier, shift) + out_zp
     return tirx.max(tirx.min(y, act_max), act_min).astype("int8")

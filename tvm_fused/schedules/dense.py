@@ -1,4 +1,4 @@
-"""int8 fully connected kernel (TFLite ``reference_integer_ops::FullyConnected``).
+"""int8 fully connected kernel (TFLite ``reference_integer_ops::FullyConnected``) on the GEMM micro-kernel.
 
 acc = sum_k (x[k] - z_in) * w[k, o] + bias[o]; then requantize, output zero point,
 clamp, cast. Per-tensor quantization is passed as per-channel tables of equal
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import te
+from tvm.script.ir_builder import IRBuilder
+from tvm.tirx.script.builder import ir as T
 
-from .common import finish_prim_func, MAX_REDUCTION
-from .conv2d import requantize_output
+from .common import MAX_REDUCTION
+from .config import GemmConfig
+from .gemm import GemmTask, Operand
+from .weight_layout import pack_dense
 
 
 @dataclass(frozen=True)
@@ -31,24 +34,32 @@ class DenseParams:
         return self.batch * self.in_features * self.out_features
 
 
-def dense_int8(p: DenseParams, name: str = "dense"):
-    """PrimFunc(x, weight, bias, multiplier, shift, out)."""
+def dense_int8(p: DenseParams, weight, bias, mult, shift, config=None, name: str = "dense"):
+    """Fast kernel + constants: ``(PrimFunc(x, w8, w32, table, out), [w8, w32, table])``;
+    ``weight`` is (in, out) int8, laid out (out, in) for the GEMM micro-kernel."""
+    consts = pack_dense(p, weight, bias, mult, shift)
+    return dense_kernel(p, consts[1].size, config, name), consts
+
+
+def dense_kernel(p: DenseParams, w32_len: int = 1, config=None, name: str = "dense"):
+    """PrimFunc(x, w8, w32, table, out): one GEMM task, pixels = batch rows."""
     if p.in_features > MAX_REDUCTION:
         raise ValueError(f"{p.in_features} inputs could overflow the int32 accumulator")
-    x = te.placeholder((p.batch, p.in_features), "int8", name="x")
-    weight = te.placeholder((p.in_features, p.out_features), "int8", name="weight")
-    bias = te.placeholder((p.out_features,), "int32", name="bias")
-    mult = te.placeholder((p.out_features,), "int32", name="multiplier")
-    shift = te.placeholder((p.out_features,), "int32", name="shift")
-    k = te.reduce_axis((0, p.in_features), name="k")
-    acc = te.compute(
-        (p.batch, p.out_features),
-        lambda b, o: te.sum((x[b, k].astype("int32") - p.in_zp) * weight[k, o].astype("int32"), axis=k),
-        name="acc",
-    )
-    out = te.compute(
-        (p.batch, p.out_features),
-        lambda b, o: requantize_output(acc[b, o] + bias[o], mult[o], shift[o], p.out_zp, p.act_min, p.act_max),
-        name="out",
-    )
-    return finish_prim_func(te.create_prim_func([x, weight, bias, mult, shift, out]), name, accumulate_into="out")
+    config = config or GemmConfig()
+    k, m = p.in_features, p.out_features
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            x = T.arg("x", T.buffer((p.batch, k), "int8"))
+            w8 = T.arg("w8", T.buffer((k * m,), "int8"))
+            w32 = T.arg("w32", T.buffer((w32_len,), "int32"))
+            table = T.arg("table", T.buffer((3 * m,), "int32"))
+            out = T.arg("out", T.buffer((p.batch, m), "int8"))
+            del w32  # same signature as the conv kernels; the GEMM needs no int32 weights
+            acc = T.alloc_buffer((max(1, config.pixel_block * config.channel_block),), "int32")
+            x_flat = T.decl_buffer((p.batch * k,), "int8", data=x.data)
+            y_flat = T.decl_buffer((p.batch * m,), "int8", data=out.data)
+            task = GemmTask(Operand(x_flat), Operand(w8), Operand(table), Operand(y_flat), m, 1, k, p.out_zp,
+                            p.act_min, p.act_max, acc, config)
+            task.pixels(lambda i, s: i * k, lambda i: i * m, p.batch)
+    return ib.get()

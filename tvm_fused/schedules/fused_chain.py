@@ -22,7 +22,8 @@ from tvm import tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.tirx.script.builder import ir as T
 
-from .conv2d import Conv2DParams, requantize_output
+from .conv2d import Conv2DParams, acc_words, conv_task, is_pointwise
+from .gemm import Operand, conv_row
 from .elementwise import AddParams, add_output, add_scaled_inputs
 
 RING_ALIGN = 4
@@ -38,8 +39,9 @@ class ChainLayer:
     kind: str  # "conv" | "add"
     params: Conv2DParams | AddParams
     inputs: list  # tensor ids: [t] for conv, [a, b] for add
-    weight_offset: int = 0  # into the chain's int8 constant blob
-    table_offset: int = 0  # into the int32 blob: bias, multiplier, shift (C_out each)
+    weight_offset: int = 0  # into the chain's int8 constant blob: w8 (weight_layout.pack_conv)
+    table_offset: int = 0  # into the int32 blob: folded bias, multiplier, shift (C_out each)
+    wide_offset: int = 0  # into the int32 blob: w32 (depthwise weight pairs)
 
     @property
     def window(self):
@@ -181,14 +183,13 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
             s_buf = T.arg("scratch", T.buffer((geometry.scratch_bytes,), "int8"))
             done = T.alloc_buffer((len(shapes),), "int32")
             need = T.alloc_buffer((len(shapes),), "int32")
-            acc = T.alloc_buffer((1,), "int32")
+            acc = T.alloc_buffer((max([1] + [acc_words(layer.params) for layer in layers if layer.kind == "conv"]),),
+                                 "int32")
 
             # Flat views; a tensor row is addressed by its base offset, computed once per row
             # (ring rows wrap with floormod), so inner loops do no modulo arithmetic.
             x_flat = T.decl_buffer((_size(input_shape),), "int8", data=x_buf.data)
             y_flat = T.decl_buffer((out_h * out_w * out_c,), "int8", data=y_buf.data)
-            max_kh = max(layer.window[0] for layer in layers)
-            bases = T.alloc_buffer((max_kh + 2,), "int32")
             tensors = _TensorRows(geometry, x_flat, y_flat, s_buf)
 
             with T.serial(0, len(shapes)) as t:
@@ -213,9 +214,9 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
                         start, stop = done[t_out] + 1, need[t_out] + 1
                     with T.serial(start, stop) as y:
                         if layer.kind == "add":
-                            _add_row(layer, y, shapes[t_out], tensors, t_out, acc, bases)
+                            _add_row(layer, y, shapes[t_out], tensors, t_out, acc)
                         else:
-                            _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc, bases, max_kh)
+                            _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc)
                     if i == 0:
                         T.buffer_store(done, tirx.min(step, h1 - 1), [t_out])
                     else:
@@ -250,12 +251,10 @@ class _TensorRows:
         return self.g.ring_offset[t] + tirx.floormod(y, self.g.ring_rows[t]) * (w * c)
 
 
-def _add_row(layer, y, shape, tensors, t_out, acc, bases):
+def _add_row(layer, y, shape, tensors, t_out, acc):
     _, w, c = shape
     a, b = layer.inputs
-    T.buffer_store(bases, tensors.row_base(a, y), [0])
-    T.buffer_store(bases, tensors.row_base(b, y), [1])
-    T.buffer_store(bases, tensors.row_base(t_out, y), [2])
+    bases = [tensors.row_base(t, y) for t in (a, b, t_out)]
     a_buf, b_buf, out_buf = tensors.buffer(a), tensors.buffer(b), tensors.buffer(t_out)
     with T.serial(0, w * c) as i:
         # statement form (not add_expr's nested Lets, which TVM's analyzers reject here)
@@ -265,53 +264,27 @@ def _add_row(layer, y, shape, tensors, t_out, acc, bases):
         T.buffer_store(out_buf, add_output(acc[0], layer.params), [bases[2] + i])
 
 
-def _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc, bases, out_slot):
+def _conv_row(layer, y, shapes, tensors, t_out, w_buf, tab_buf, acc):
+    """One output row of a conv layer: the same micro-kernel as the unfused kernel, on ring rows."""
     p: Conv2DParams = layer.params
     t_in = layer.inputs[0]
     in_h, in_w, in_c = shapes[t_in]
     _, out_w, out_c = shapes[t_out]
-    kh, kw = p.kernel
-    sh, sw = p.strides
-    pt, pl, _, _ = p.padding
-    w0, b0 = layer.weight_offset, layer.table_offset
-    in_buf, out_buf = tensors.buffer(t_in), tensors.buffer(t_out)
-    with T.serial(0, kh) as ky:
-        T.buffer_store(bases, tensors.row_base(t_in, y * sh - pt + ky), [ky])
-    T.buffer_store(bases, tensors.row_base(t_out, y), [out_slot])
-    # Padding checks only where padding exists: a padded row skips its whole kernel row,
-    # a padded column its taps; unpadded layers (all 1x1 convs) run check-free.
-    row_check = p.padding[0] > 0 or p.padding[2] > 0
-    col_check = p.padding[1] > 0 or p.padding[3] > 0
-
-    def taps(ky, xx, o):
-        with T.serial(0, kw) as kx:
-            ix = xx * sw - pl + kx
-
-            def tap_value(value):
-                value = value.astype("int32") - p.in_zp
-                return tirx.if_then_else(tirx.all(ix >= 0, ix < in_w), value, 0) if col_check else value
-
-            if p.depthwise:
-                tap = tap_value(in_buf[bases[ky] + ix * in_c + o])
-                weight = w_buf[w0 + (ky * kw + kx) * out_c + o].astype("int32")
-                T.buffer_store(acc, acc[0] + tap * weight, [0])
-            else:
-                with T.serial(0, in_c) as ci:
-                    tap = tap_value(in_buf[bases[ky] + ix * in_c + ci])
-                    weight = w_buf[w0 + ((ky * kw + kx) * in_c + ci) * out_c + o].astype("int32")
-                    T.buffer_store(acc, acc[0] + tap * weight, [0])
-
-    with T.serial(0, out_w) as xx:
-        with T.serial(0, out_c) as o:
-            T.buffer_store(acc, 0, [0])
-            with T.serial(0, kh) as ky:
-                iy = y * sh - pt + ky
-                if row_check:
-                    with T.If(tirx.all(iy >= 0, iy < in_h)):
-                        with T.Then():
-                            taps(ky, xx, o)
-                else:
-                    taps(ky, xx, o)
-            value = requantize_output(acc[0] + tab_buf[b0 + o], tab_buf[b0 + out_c + o],
-                                      tab_buf[b0 + 2 * out_c + o], p.out_zp, p.act_min, p.act_max)
-            T.buffer_store(out_buf, value, [bases[out_slot] + xx * out_c + o])
+    kh, _ = p.kernel
+    sh, pt = p.strides[0], p.padding[0]
+    # row offsets as plain expressions of y (ring rows wrap with floormod): loop-invariant, so the C
+    # compiler hoists them; binding them to locals leaves unused ones after TIR's simplifier
+    rows = [tensors.row_base(t_in, y * sh - pt + ky) for ky in range(kh)]
+    out_base = tensors.row_base(t_out, y)
+    task = conv_task(p, Operand(tensors.buffer(t_in)), Operand(w_buf, layer.weight_offset),
+                     Operand(tab_buf, layer.wide_offset), Operand(tab_buf, layer.table_offset),
+                     Operand(tensors.buffer(t_out)), acc)
+    row_ok = None
+    if p.padding[0] > 0 or p.padding[2] > 0:
+        row_ok = (lambda ky: tirx.all(y * sh - pt + ky >= 0, y * sh - pt + ky < in_h))
+    if p.depthwise:
+        task.row(lambda ky: rows[ky], row_ok, out_base, in_w, out_w)
+    elif is_pointwise(p):
+        task.pixels(lambda i, s: rows[0] + i * in_c, lambda i: out_base + i * out_c, out_w)
+    else:
+        conv_row(task, p, lambda ky: rows[ky], row_ok, out_base, in_w, out_w)

@@ -1,11 +1,11 @@
-"""CONV_2D / DEPTHWISE_CONV_2D / ONNX Conv -> ``conv2d_nhwc_int8`` (regular, depthwise, 1x1)."""
+"""CONV_2D / DEPTHWISE_CONV_2D / ONNX Conv -> ``conv2d_int8`` (regular, depthwise, 1x1)."""
 from __future__ import annotations
 
 import numpy as np
 from tvm import relax
 
 from ...errors import UnsupportedModelError
-from ...schedules import Conv2DParams, conv2d_nhwc_int8, quantize_multipliers
+from ...schedules import Conv2DParams, conv2d_int8, quantize_multipliers
 from .core import Match, QTensor
 from .registry import register_rule
 from .weights import bias_vector
@@ -41,7 +41,10 @@ def conv2d(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(conv2d, (x_nhwc, w_hwio, bias_q, M, shift), R.Tensor((1, H, W, C), "int8"))
+        y = R.call_tir(conv2d, (x_nhwc, w8, w32, table), R.Tensor((1, H, W, C), "int8"))
+
+    with the constants laid out for the micro-kernel (``schedules/weight_layout.py``): OHWI (HWC and
+    channel pairs if depthwise) weights, table = [bias - z_in * sum(w), M, shift] per channel.
     """
     call, out = m.call, m.out
     attrs = call.attrs
@@ -81,6 +84,7 @@ def conv2d(ctx, m: Match) -> QTensor:
     w = np.ascontiguousarray(w_hwio[:, :, 0, :] if depthwise else w_hwio).astype(np.int8)
     b = bias_vector(m.bias, cout, data.scale, w_scale)
     kind = "depthwise_conv2d" if depthwise else ("conv2d_1x1" if (kh, kw) == (1, 1) else "conv2d")
-    consts = [relax.const(w), relax.const(b), relax.const(mult), relax.const(shift)]
-    return ctx.emit(kind, conv2d_nhwc_int8(p), [data.var, *consts], p.out_shape, out.scale, out.zero_point,
+    func, packed = conv2d_int8(p, w, b, mult, shift)  # constants in the micro-kernel's layout
+    consts = [relax.const(c) for c in packed]
+    return ctx.emit(kind, func, [data.var, *consts], p.out_shape, out.scale, out.zero_point,
                     data_layout, p, macs=p.macs)

@@ -36,7 +36,9 @@ def dense(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(dense, (x, W, bias_q, M, shift), R.Tensor((batch, M), "int8"))
+        y = R.call_tir(dense, (x, W_t, w32, table), R.Tensor((batch, M), "int8"))   # ONNX
+
+    (ONNX: constants laid out for the GEMM micro-kernel, ``schedules/weight_layout.py``.)
     """
     call, out = m.call, m.out
     data = ctx.input(call.args[0], "matmul")
@@ -63,7 +65,7 @@ def dense(ctx, m: Match) -> QTensor:
         return ctx.emit("dense", func, [data.var, *consts], out_shape, out.scale, out.zero_point,
                         data.src_layout if len(out_shape) == 4 else "", p, macs=p.macs)
     mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
-    consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b),
-              relax.const(mult), relax.const(shift)]
-    return ctx.emit("dense", dense_int8(p), [data.var, *consts], (p.batch, n_out), out.scale, out.zero_point,
+    func, packed = dense_int8(p, weight.values, b, mult, shift)  # constants in the micro-kernel's layout
+    consts = [relax.const(c) for c in packed]
+    return ctx.emit("dense", func, [data.var, *consts], (p.batch, n_out), out.scale, out.zero_point,
                     "", p, macs=p.macs)

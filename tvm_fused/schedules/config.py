@@ -1,0 +1,51 @@
+"""The schedule space of the micro-kernels: one small typed config per kernel family.
+
+Every knob has a default that is already fast on Cortex-M7 (measured on QEMU
+mps2-an500, see benchmarks/kernels.py); a tuner may search the space given by
+``space()``. Knobs change only the loop structure, never the arithmetic, so every
+point of the space is bit-exact with every other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+import itertools
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Regular conv / fully connected as a GEMM: output pixels x output channels x taps.
+
+    pixel_block x channel_block int32 accumulators stay in registers; each 4-tap word of
+    input and weights is sign-extended once (SXTB16) and used by pixel_block or
+    channel_block SMLADs. ``unroll_words``: taps loops of at most this many 4-byte words
+    are unrolled fully (no loop overhead), longer ones stay loops."""
+
+    pixel_block: int = 2
+    channel_block: int = 4
+    unroll_words: int = 4
+
+    @staticmethod
+    def space():
+        return {"pixel_block": [1, 2, 4], "channel_block": [1, 2, 4], "unroll_words": [0, 2, 4, 8, 16]}
+
+
+@dataclass(frozen=True)
+class DepthwiseConfig:
+    """Depthwise conv: 4 channels per SXTB16 pair, one SMLABB/SMLATT per channel and tap.
+
+    ``unroll_groups``: channel groups of 4 computed per loop iteration (their taps interleave
+    for the scheduler; 1 = a plain loop over groups)."""
+
+    unroll_groups: int = 1
+
+    @staticmethod
+    def space():
+        return {"unroll_groups": [1, 2]}
+
+
+def candidates(config_cls):
+    """Every point of a config's space (for a tuner)."""
+    space = config_cls.space()
+    names = [f.name for f in fields(config_cls)]
+    for values in itertools.product(*(space[n] for n in names)):
+        yield config_cls(**dict(zip(names, values)))
