@@ -102,7 +102,7 @@ def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int 
         tried.append({"resolution": resolution, "arena_bytes": cm.report["arena_bytes"], "ram_needed": need,
                       "fits": ok})
         if progress:
-            progress(f"  fuse={fuse!s:<5} {resolution:>4} px: arena {cm.report['arena_bytes']:>9,} B "
+            progress(f"  fuse={str(fuse) + ('+stream' if stream_input else ''):<5} {resolution:>4} px: arena {cm.report['arena_bytes']:>9,} B "
                      f"+ stack/runtime {FIRMWARE_STACK_BYTES + FIRMWARE_RUNTIME_BYTES:,} B = {need:>9,} B "
                      f"{'fits' if ok else 'does not fit'}")
         if not ok:
