@@ -21,8 +21,10 @@ Per model and fuse mode:
   flash_bytes                .text + .rodata + .data load image of the firmware ELF
   instructions               exact QEMU -icount instructions per inference (not cycles)
   output_matches_reference   device output == host reference of the UNFUSED model, bit for bit
-The JSON also has, memory only, `arena_bytes_without_input` of fuse="auto" with
-fuse_objective="arena_without_input" (the chains chosen for that scope instead).
+Modes: none, auto (smallest arena within an estimated 1.05x instructions) and auto-no-input
+(fuse_objective="arena_without_input": the chains chosen for the scope without the model
+input, also run on the device). `ratios` compare auto with none; the `*_vs_unfused_without_inplace`
+ratios use the unfused arena the planner gave before in-place reuse.
 
 Time on QEMU is dominated by uploading the input over the emulated UART (~30 KiB/s:
 10 s per 320x320x3 input) and by 1.0-320 (611 M MACs, ~8 G instructions, ~15 s per run).
@@ -51,7 +53,8 @@ FULL = ["mbv2-0.35-128", "mbv2-0.35-144", "mbv2-0.35-224", "mbv2-0.35-320",
         "mbv2-0.5-128", "mbv2-0.5-224", "mbv2-0.5-320",
         "mbv2-1.0-128", "mbv2-1.0-224", "mbv2-1.0-320"]
 QUICK = ["mbv2-0.35-128", "mbv2-0.35-144"]
-MODES = ["none", "auto"]
+MODES = ["none", "auto", "auto-no-input"]
+LATENCY_BUDGET = 1.05  # fuse="auto" picks the smallest arena within this estimated instruction ratio
 RATIO_KEYS = ["arena_bytes", "arena_bytes_without_input", "stack_bytes", "peak_ram_bytes", "flash_bytes",
               "instructions"]
 _NAME = re.compile(r"^mbv2-(\d+(?:\.\d+)?)-(\d+)$")
@@ -86,8 +89,10 @@ def bench_model(name: str, args, workdir: Path) -> dict:
     compiled = {}
     for mode in MODES:
         t = time.perf_counter()
-        cm = tvm_fused.compile(source, board=BOARD, fuse=mode, name=name, progress=False,
-                               codegen=not args.no_device)
+        fuse, objective = ("auto", "arena_without_input") if mode == "auto-no-input" else (mode, "arena")
+        cm = tvm_fused.compile(source, board=BOARD, fuse=fuse, name=name, progress=False,
+                               codegen=not args.no_device, fuse_objective=objective,
+                               latency_budget=None if fuse == "none" else LATENCY_BUDGET)
         r = cm.report
         compiled[mode] = cm
         row[mode] = {"arena_bytes": r["arena_bytes"], "arena_bytes_without_input": r["arena_bytes_without_input"],
@@ -96,12 +101,12 @@ def bench_model(name: str, args, workdir: Path) -> dict:
                      "fusable_blocks": r["fuse"].get("fusable_blocks"),
                      "explanation": r["fuse"].get("explanation"),
                      "estimated_latency_ratio": r["fuse"].get("estimated_latency_ratio"),
+                     "arena_bytes_without_inplace": r["inplace"]["arena_bytes_without_inplace"],
+                     "arena_bytes_without_input_without_inplace":
+                         r["inplace"]["arena_bytes_without_input_without_inplace"],
+                     "runs": r["fuse"].get("runs"),
                      "compile_seconds": round(time.perf_counter() - t, 2)}
         row["macs"], row["input_bytes"] = r["macs"], r["input_bytes"]
-    # the "without input" scope with the chains chosen for it (memory plan only)
-    alt = tvm_fused.compile(source, board=BOARD, fuse="auto", name=name, progress=False, codegen=False,
-                            fuse_objective="arena_without_input").report
-    row["auto"]["arena_bytes_without_input_objective"] = alt["arena_bytes_without_input"]
     log(f"      planned: arena {row['none']['arena_bytes']:,} -> {row['auto']['arena_bytes']:,} B "
         f"({time.perf_counter() - t_model:.1f} s)")
 
@@ -128,6 +133,16 @@ def bench_model(name: str, args, workdir: Path) -> dict:
                 f"run {run.seconds['run']:.1f} s)")
     none, auto = row["none"], row["auto"]
     row["ratios"] = {k: round(auto[k] / none[k], 4) for k in RATIO_KEYS if none.get(k) and auto.get(k) is not None}
+    alt = row["auto-no-input"]
+    row["ratios_no_input_objective"] = {k: round(alt[k] / none[k], 4) for k in RATIO_KEYS
+                                        if none.get(k) and alt.get(k) is not None}
+    # against the unfused plan without in-place reuse (the baseline before in-place existed)
+    if none.get("peak_ram_bytes") and auto.get("peak_ram_bytes"):
+        extra = none["peak_ram_bytes"] - none["arena_bytes"]
+        row["ratios"]["peak_ram_bytes_vs_unfused_without_inplace"] = round(
+            auto["peak_ram_bytes"] / (none["arena_bytes_without_inplace"] + extra), 4)
+    row["ratios"]["arena_bytes_vs_unfused_without_inplace"] = round(
+        auto["arena_bytes"] / none["arena_bytes_without_inplace"], 4)
     matches = [row[m].get("output_matches_reference") for m in MODES]
     row["outputs_match_reference"] = None if None in matches else all(matches)
     row["seconds"] = round(time.perf_counter() - t_model, 1)
@@ -154,7 +169,8 @@ def _ratio(row, key) -> str:
 def format_table(rows) -> str:
     cols = [("model", max([13] + [len(r["model"]) for r in rows])), ("MMACs", 6),
             ("arena KiB", 15), ("x", 5), ("no-input KiB", 15), ("x", 5),
-            ("peak RAM KiB", 15), ("x", 5), ("stack B", 9), ("M instr", 15), ("x", 5), ("bit-exact", 9)]
+            ("peak RAM KiB", 15), ("x", 5), ("stack B", 9), ("M instr", 15), ("x", 5),
+            ("no-input obj KiB", 16), ("x instr", 7), ("bit-exact", 9)]
     head = "  ".join(f"{c:>{w}}" if i else f"{c:<{w}}" for i, (c, w) in enumerate(cols))
     lines = ["unfused -> fuse=auto on " + BOARD + "; x = fused/unfused", head, "-" * len(head)]
     for r in rows:
@@ -167,6 +183,9 @@ def format_table(rows) -> str:
                  _pair(n.get("peak_ram_bytes"), a.get("peak_ram_bytes"), _kib), _ratio(r, "peak_ram_bytes"),
                  _pair(n.get("stack_bytes"), a.get("stack_bytes"), lambda v: "-" if v is None else str(v)),
                  _pair(n.get("instructions"), a.get("instructions"), _mi), _ratio(r, "instructions"),
+                 _kib(r["auto-no-input"]["arena_bytes_without_input"]),
+                 "-" if r["ratios_no_input_objective"].get("instructions") is None
+                 else f"{r['ratios_no_input_objective']['instructions']:.3f}",
                  "-" if ok is None else ("yes" if ok else "NO")]
         lines.append("  ".join(f"{c:>{w}}" if i else f"{c:<{w}}" for i, (c, (_, w)) in enumerate(zip(cells, cols))))
     return "\n".join(lines)

@@ -204,8 +204,13 @@ class TestOutputPaths:
         assert cli(capsys, "compile", tiny_onnx, "-o", out, "-q")[0] == 0  # ours (marker): replaced whole
         assert not (out / "model" / "src" / "stale.c").exists() and (out / "report.json").is_file()
         mine = user_folder(tmp_path / "mine")
+        before = snapshot(mine)
         assert cli(capsys, "compile", tiny_onnx, "-o", mine, "-q", "--force")[0] == 0
-        assert (mine / "report.json").is_file() and not (mine / "Makefile").exists()
+        after = snapshot(mine)
+        assert (mine / "report.json").is_file() and (mine / "model" / "include" / "tvmgen_default.h").is_file()
+        # --force replaces only what has our names (model/ here); the user's other files stay as they were
+        assert {k: v for k, v in before.items() if not k.startswith("model/")} == \
+            {k: v for k, v in after.items() if k in before and not k.startswith("model/")}
         assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
     def test_plan_json_into_a_folder(self, capsys, tmp_path):

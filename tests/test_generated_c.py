@@ -29,7 +29,8 @@ def test_c_matches_tvm_host_build(cache, name):
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc (make toolchain)")
 @pytest.mark.parametrize("name,fuse", [("mbv2-0.35-96", "none"), ("mbv2-0.35-96", "auto"),
-                                       (TFLITE_FIXTURES[0], "none"), (TFLITE_FIXTURES[0], "auto")])
+                                       (TFLITE_FIXTURES[0], "none"), (TFLITE_FIXTURES[0], "auto"),
+                                       ("families/yolo_head.tflite", "none")])
 def test_c_compiles_for_cortex_m7_without_warnings(cache, name, fuse, tmp_path):
     """-std=c99 -Wall -Wextra -Werror, at -O0 and -O2 (optimization enables more warnings)."""
     model = cache.export(name, fuse) / "model"

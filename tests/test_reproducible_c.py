@@ -116,20 +116,11 @@ def test_tflite_kernels_and_constants_are_named_after_layers(cache, fuse):
     assert {"tvmgen_default_block_13_expand_bias", "tvmgen_default_block_13_expand_multiplier",
             "tvmgen_default_block_13_expand_shift"} <= set(constants)
     if fuse == "auto":
+        # auto may fuse several chains: each is named after its first and last layer
         assert any(k.startswith("tvmgen_default_fused_Conv1_to_") for k in kernels)
+        assert any(re.match(r"tvmgen_default_fused_block_\d+_expand_to_block_\d+_", k) for k in kernels)
     assert len(set(kernels)) == len(kernels) and len(set(constants)) == len(constants)
     assert not set(kernels) & set(constants)
-
-
-def test_keras_layer_names_survive_exactly(cache):
-    """Layer names equal to op names ("conv2d", "add") are kept as they are, not renamed
-    around the kernels' own names (conv_chain.tflite is a Keras 3 export: scopes end in _1)."""
-    kernels, constants = _definitions(cache.export("conv_chain.tflite") / "model")
-    assert [k.removeprefix("tvmgen_default_") for k in kernels] == [
-        "conv2d", "conv2d_1", "depthwise_conv2d", "conv2d_2", "add", "average_pooling2d",
-        "global_average_pooling2d_1", "StatefulPartitionedCall_1"]
-    assert constants[:4] == ["tvmgen_default_conv2d_weight", "tvmgen_default_conv2d_bias",
-                             "tvmgen_default_conv2d_multiplier", "tvmgen_default_conv2d_shift"]
 
 
 def test_onnx_kernels_are_named_after_nodes(cache):
@@ -200,3 +191,18 @@ def test_c_identifiers_are_sanitized_and_unique():
     assert [table.fresh(n) for n in ["conv", "conv", "conv.", "run", "conv_2"]] == \
         ["conv", "conv_2", "conv_3", "run_2", "conv_2_2"]
     assert comment_text("a */ b\n/* c") == "a * / b / * c"
+
+
+def test_layer_names_from_tflite_tensor_names():
+    """The main op's scope names the layer; Keras 3's call suffix goes only when every scope has one;
+    a layer called twice gets _2."""
+    from tvm_fused.frontend.layer_names import _tflite_layers
+
+    keras3 = ["m_1/block_3_expand_relu_1/Relu6;m_1/block_3_expand_BN_1/batchnorm/add_1;"
+              "m_1/block_3_expand_1/convolution",
+              "m_1/block_3_add_1/Add", "StatefulPartitionedCall_1:0", "m_1/block_3_add_1/Add;x"]
+    assert list(_tflite_layers(keras3).values()) == ["block_3_expand", "block_3_add", "StatefulPartitionedCall_1",
+                                                     "block_3_add_2"]
+    mixed = ["model/conv_a/BiasAdd;model/conv_a/Conv2D", "model/dense_1/MatMul", "model/out/Softmax",
+             "model/upsample/resize/ResizeNearestNeighbor", "head/Sigmoid"]
+    assert list(_tflite_layers(mixed).values()) == ["conv_a", "dense_1", "out", "upsample", "head"]

@@ -13,6 +13,16 @@ from .errors import UsageError
 
 
 @dataclass(frozen=True)
+class Bank:
+    """A RAM bank the planner may put activations in: its arena array goes to ``section``
+    (the board's memory.ld maps that section to the bank)."""
+
+    name: str
+    bytes: int
+    section: str
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     description: str
@@ -22,6 +32,8 @@ class Board:
     counter: str  # "instructions" (QEMU SysTick under -icount) or "cycles" (DWT CYCCNT)
     firmware: bool = True  # a firmware project can be generated for it (tvm-fused run)
     qemu_machine: str | None = None  # `qemu-system-arm -M` name when QEMU emulates this board
+    # Banks for activations, the default arena's first; empty: one arena (memory.ld's REGION_ARENA).
+    banks: tuple = ()
 
 
 BOARDS = {
@@ -30,8 +42,10 @@ BOARDS = {
                              4 * 1024 * 1024, True, "instructions", qemu_machine="mps2-an500"),
     "nucleo-f767zi": Board("nucleo-f767zi", "STM32F767ZI: 2 MB flash, 512 KB SRAM (incl. 128 KB DTCM)",
                            512 * 1024, 2 * 1024 * 1024, False, "cycles"),
-    "nucleo-h743zi": Board("nucleo-h743zi", "STM32H743ZI: 2 MB flash, 512 KB AXI SRAM + 128 KB DTCM",
-                           512 * 1024, 2 * 1024 * 1024, False, "cycles"),
+    "nucleo-h743zi": Board("nucleo-h743zi", "STM32H743ZI: 2 MB flash, 512 KB AXI SRAM + 288 KB SRAM1-3 + 128 KB DTCM",
+                           512 * 1024, 2 * 1024 * 1024, False, "cycles",
+                           banks=(Bank("axisram", 512 * 1024, ".bss.tvm_arena"),
+                                  Bank("sram123", 288 * 1024, ".tvm_arena_sram123"))),
 }
 
 # Boards with a firmware project (the template's boards/ folders), in registry order.

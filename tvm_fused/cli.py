@@ -58,6 +58,9 @@ def _add_model_args(p):
                    help="with --fuse auto: max estimated fused/unfused instruction ratio (e.g. 1.05)")
     p.add_argument("--fuse-objective", default="arena", choices=validate.FUSE_OBJECTIVES,
                    help="with --fuse auto: minimise the whole arena (default) or the arena without the input")
+    p.add_argument("--stream-input", action="store_true",
+                   help="the input arrives row by row through tvmgen_default_read_input_rows(); the frame "
+                        "never sits in RAM (needs --fuse auto or N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -72,7 +75,7 @@ def cmd_compile(args) -> int:
     model, name = _resolve_model(args.model)
     cm = compile_model(model, board=args.board or "host", fuse=args.fuse, ram_budget=args.ram_budget,
                        name=name, progress=not args.quiet, latency_budget=args.latency_budget,
-                       fuse_objective=args.fuse_objective)
+                       fuse_objective=args.fuse_objective, stream_input=args.stream_input)
     out = cm.export(args.output, force=args.force)
     r = cm.report
     print(f"{r['model']}: {len(r['ops'])} ops, {r['macs']:,} MACs")
@@ -103,20 +106,31 @@ def cmd_plan(args) -> int:
     unfused = compile_model(model, board=args.board or "host", name=name, codegen=False, progress=not args.quiet)
     print(plan.memory_table(unfused))
     result = {"unfused": unfused.report}
-    fused = None
+    fused = streamed = None
     if args.fuse != "none":
         fused = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
                               progress=not args.quiet, latency_budget=args.latency_budget,
                               fuse_objective=args.fuse_objective)
+        if args.stream_input:
+            streamed = compile_model(model, board=args.board or "host", fuse=args.fuse, name=name, codegen=False,
+                                     progress=not args.quiet, latency_budget=args.latency_budget,
+                                     stream_input=True)
         print()
         print(plan.memory_table(fused))
         ratio = fused.report["arena_bytes"] / unfused.report["arena_bytes"]
         print(f"\narena: unfused {unfused.report['arena_bytes']:,} B -> fused {fused.report['arena_bytes']:,} B "
               f"({ratio:.3f}x)")
         result["fused"] = fused.report
+    if streamed is not None:
+        print()
+        print(plan.memory_table(streamed))
+        print(f"\narena with --stream-input: {streamed.report['arena_bytes']:,} B (row buffer "
+              f"{streamed.report['stream_input']['row_buffer_bytes']:,} B instead of the "
+              f"{streamed.report['stream_input']['frame_bytes']:,} B frame)")
+        result["fused_streamed"] = streamed.report
     if args.plot:
         with atomic_file(args.plot, "--plot") as tmp:
-            plan.plot(unfused, fused or unfused, tmp)
+            plan.plot(unfused, fused or unfused, tmp, streamed)
         print(f"wrote {args.plot}")
     if args.json:
         with atomic_file(args.json, "--json") as tmp:
@@ -141,6 +155,8 @@ def _max_resolution(args) -> int:
     results = {}
     for fuse in (["none", args.fuse] if args.fuse != "none" else ["none", "auto"]):
         results[str(fuse)] = plan.max_resolution(kwargs, args.ram_budget, fuse)
+    if args.stream_input:
+        results["auto+stream"] = plan.max_resolution(kwargs, args.ram_budget, "auto", stream_input=True)
     for fuse, r in results.items():
         print(f"  fuse={fuse}: {r['max_resolution']} px" if r["max_resolution"] else
               f"  fuse={fuse}: nothing fits")
@@ -174,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_parser("compile", help="compile a model to a plain-C library + report.json")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output folder (new, empty, or an earlier export)")
-    p.add_argument("--force", action="store_true", help="replace the output folder even if tvm-fused did not write it")
+    p.add_argument("--force", action="store_true", help="write into the output folder even if tvm-fused did not write it "
+                        "(only model/, io.json and report.json are replaced; other files stay)")
     p.set_defaults(func=cmd_compile)
 
     p = add_parser("plan", help="per-op memory table, unfused vs fused; live-bytes plot; max resolution")

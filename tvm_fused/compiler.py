@@ -10,7 +10,7 @@ import numpy as np
 
 from .attrs import model_io
 from .boards import get_board
-from .errors import ModelDoesNotFitError, TvmFusedError
+from .errors import FusionError, ModelDoesNotFitError, TvmFusedError
 
 # Rough code size per kernel and for the entry, until an ELF says better (report: *_estimate).
 _CODE_BYTES_PER_KERNEL = 600
@@ -128,13 +128,16 @@ class CompiledModel:
 
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
             progress: bool = True, codegen: bool = True,
-            latency_budget: float | None = None, fuse_objective: str = "arena") -> CompiledModel:  # noqa: A001 (as tvm.compile)
+            latency_budget: float | None = None, fuse_objective: str = "arena",
+            stream_input: bool = False) -> CompiledModel:  # noqa: A001 (as tvm.compile)
     """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
 
     ``fuse``: "none", "auto" (chains that lower the arena peak, optionally within
     ``latency_budget``, an estimated fused/unfused instruction ratio such as 1.05) or N
     (the first N fusable blocks). ``codegen=False`` stops after memory planning (for fast what-if planning): the
-    result has a report but no C library and cannot be exported.
+    result has a report but no C library and cannot be exported. ``stream_input``: the
+    first fused chain pulls input rows through ``tvmgen_default_read_input_rows`` (declared
+    in ``tvmgen_default.h``), so the frame never sits in the arena (needs fuse != "none").
     """
     from . import frontend, validate
     from .backend import generate_c
@@ -150,7 +153,10 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     target = get_board(board)
     prog = _Progress(progress)
     imported = prog.step("import", frontend.load, model, name)
-    pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective)
+    if stream_input and str(fuse) in ("none", "0"):
+        raise FusionError("stream_input needs a fused chain at the model input: use --fuse auto (or N >= 1) "
+                          "with --stream-input")
+    pipeline = tvm_fused_pipeline(fuse, ram_budget, latency_budget, fuse_objective, stream_input=stream_input)
     token = pass_done_hook.set(prog.record)
     try:
         mod = pipeline(imported.mod)  # under the caller's PassContext (PassContext.current())
@@ -162,6 +168,16 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
         skipped = [p.info.name for p in pipeline.phases.values() if getattr(p, "seconds", None) is None]
         raise TvmFusedError(f"{'the pass' if len(skipped) == 1 else 'the passes'} {', '.join(skipped)} did not run (disabled in the caller's PassContext?); "
                             "tvm_fused.compile needs all three: remove them from disabled_pass")
+    if target.banks and plan.arena_bytes > target.banks[0].bytes:  # spread over the board's banks
+        from .passes.memory_plan import place_in_banks
+
+        plan = prog.step("place in banks", place_in_banks, plan,
+                         [(b.name, b.bytes, b.section) for b in target.banks])
+    codegen_mod = mod
+    if stream_input:  # the host reference: the same chains reading a whole input (LLVM cannot link the callback)
+        from .passes import FuseConvChains
+
+        mod = FuseConvChains([c["replaced"] for c in fuse_info["chains"]])(_legalized(imported, pipeline))
     io = model_io(mod["main"])
     budget = ram_budget
     if budget is not None and plan.arena_bytes > budget:
@@ -170,12 +186,41 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
-            f"{budget} bytes{where}. {_fit_advice(fuse)}")
-    library = prog.step("generate C", generate_c, mod, plan, io) if codegen else None
+            f"{budget} bytes{where}. {_fit_advice(fuse)}"
+            f"{_stream_advice(imported, pipeline, fuse, stream_input, budget)}")
+    library = prog.step("generate C", generate_c, codegen_mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
+    if stream_input:
+        row = next(c["stream_input"] for c in fuse_info["chains"] if "stream_input" in c)
+        report["stream_input"] = {**row, "frame_bytes": int(np.prod(io["inputs"][0]["shape"])),
+                                  "note": "the arena holds only the input row buffer (inside the first "
+                                          "chain's scratch); the application supplies rows via the callback"}
     report["compile_seconds"] = round(time.perf_counter() - t0, 2)
     report["timings"] = prog.timings
     return CompiledModel(imported.name, target.name, imported, mod, plan, library, io, report)
+
+
+def _legalized(imported, pipeline):
+    """The legalized module again (the pipeline's legalize phase on the imported module)."""
+    return pipeline.phases["legalize"](imported.mod)
+
+
+def _stream_advice(imported, pipeline, fuse, stream_input, budget) -> str:
+    """With --fuse auto and the input held whole: would --stream-input meet the budget?"""
+    if stream_input or str(fuse) != "auto":
+        return ""
+    from .passes import fuse_conv_chains
+    from .passes.memory_plan import plan_memory
+
+    try:
+        streamed, _ = fuse_conv_chains(_legalized(imported, pipeline), "auto", stream_input=True)
+        need = plan_memory(streamed, streamed_input=True).arena_bytes
+    except (FusionError, ValueError):
+        return ""
+    if need <= budget:
+        return (f" With --stream-input (stream_input=True: input rows arrive through a callback, the frame "
+                f"never sits in RAM) the arena needs {need} bytes, which meets the budget.")
+    return f" Even --stream-input needs {need} bytes."
 
 
 def _fit_advice(fuse) -> str:
@@ -215,6 +260,7 @@ def _report(name, board, fuse_info, plan, library, io) -> dict:
         "arena_over_lower_bound": round(plan.arena_bytes / plan.lower_bound, 4) if plan.lower_bound else 1.0,
         "input_bytes": sum(plan.buffers[n].size for n in plan.input_names),
         "arena_bytes_without_input": plan.arena_bytes_without_input,
+        "banks": plan.bank_report(),
         "inplace": plan.inplace_report(),
         "weights_bytes": weights,
         "flash_bytes_estimate": flash,

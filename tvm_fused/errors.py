@@ -42,7 +42,9 @@ def recover(exc: BaseException) -> TvmFusedError | None:
         return exc
     text = str(exc).strip()
     for err in reversed(_recent):
-        if str(err) and str(err).strip() == text:
+        mine = str(err).strip()
+        # as TVM passes it on, or as passes/boundary.py marks it ("Type: message [tvm_fused-exception#N]")
+        if mine and (text == mine or text.startswith(f"{type(err).__name__}: {mine} [")):
             return err
     return None
 

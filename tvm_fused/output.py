@@ -28,14 +28,19 @@ def mark(directory, what: str = "output") -> None:
 def atomic_dir(target, force: bool = False, what: str = "output folder"):
     """Yield a new empty temporary folder next to ``target``; on success it replaces ``target``.
 
-    ``target`` must be new, empty, ours (marker) or ``force`` (validate.output_dir)."""
-    target = validate.output_dir(target, force, what)
+    ``target`` must be new, empty, ours (marker) or ``force`` (validate.output_dir). With
+    ``force`` on a folder that is not ours, only the entries we wrote replace the entries of
+    the same name; the user's other files stay."""
+    target = validate.output_dir(target, force, what, "write into it (entries of the same name are replaced)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    foreign = target.is_dir() and any(target.iterdir()) and not (target / MARKER).is_file()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
         mark(tmp, what)
-        if target.exists():
+        if foreign:
+            _merge_into(tmp, target)
+        elif target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / "previous")
             os.replace(tmp, target)
@@ -45,6 +50,19 @@ def atomic_dir(target, force: bool = False, what: str = "output folder"):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _merge_into(new: Path, target: Path) -> None:
+    """Move each top-level entry of ``new`` into ``target``, replacing only same-named entries."""
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    try:
+        for entry in sorted(new.iterdir()):
+            if (target / entry.name).exists() or (target / entry.name).is_symlink():
+                os.replace(target / entry.name, old / entry.name)
+            os.replace(entry, target / entry.name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(new, ignore_errors=True)
 
 
 @contextmanager

@@ -47,7 +47,7 @@ class Pipeline(tvm.transform.Sequential):
 
 
 def tvm_fused_pipeline(fuse="none", ram_budget=None, latency_budget=None, fuse_objective: str = "arena",
-                       layout_hint: str | None = None) -> Pipeline:
+                       layout_hint: str | None = None, stream_input: bool = False) -> Pipeline:
     """The pipeline for an imported int8 model (options as for ``tvm_fused.compile``)."""
     return Pipeline({
         # Phase 1, legalize: every dequantize -> float op -> quantize pattern becomes a call_tir of
@@ -55,9 +55,9 @@ def tvm_fused_pipeline(fuse="none", ram_budget=None, latency_budget=None, fuse_o
         "legalize": LegalizeQDQ(layout_hint),
         # Phase 2, fuse: the chosen conv chains become one line-buffered kernel each; the decision
         # is the module attribute tvm_fused.fusion.
-        "fuse": FuseConvChainsPass(fuse, ram_budget, latency_budget, fuse_objective),
+        "fuse": FuseConvChainsPass(fuse, ram_budget, latency_budget, fuse_objective, stream_input),
         # Phase 3, memory plan: tensor lifetimes -> offsets in one arena (tvm_fused.memory_plan).
-        "memory plan": PlanMemory(),
+        "memory plan": PlanMemory(streamed_input=stream_input),
     })
 
 

@@ -50,8 +50,8 @@ def live_bytes_by_unfused_step(unfused, fused) -> list[int]:
             for op in unfused.plan.ops]
 
 
-def plot(unfused, fused, path) -> None:
-    """Live bytes over the execution order, unfused vs fused, as a PNG."""
+def plot(unfused, fused, path, streamed=None) -> None:
+    """Live bytes over the execution order, unfused vs fused (vs fused + streamed input), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +63,10 @@ def plot(unfused, fused, path) -> None:
             label=f"unfused (arena {unfused.report['arena_bytes'] / 1024:.0f} KiB)")
     ax.step(steps, [b / 1024 for b in live_bytes_by_unfused_step(unfused, fused)], where="mid",
             label=f"fused, {fused.report['fuse']['mode']} (arena {fused.report['arena_bytes'] / 1024:.0f} KiB)")
+    if streamed is not None:
+        ax.step(steps, [b / 1024 for b in live_bytes_by_unfused_step(unfused, streamed)], where="mid",
+                label=f"fused + streamed input (arena {streamed.report['arena_bytes'] / 1024:.0f} KiB)")
+        ax.axhline(streamed.report["arena_bytes"] / 1024, color="C2", lw=0.6, ls=":")
     ax.axhline(unfused.report["arena_bytes"] / 1024, color="C0", lw=0.6, ls=":")
     ax.axhline(fused.report["arena_bytes"] / 1024, color="C1", lw=0.6, ls=":")
     ax.set_xlabel("op (unfused execution order)")
@@ -80,7 +84,7 @@ def fits(cm, budget: int, stack=FIRMWARE_STACK_BYTES, runtime=FIRMWARE_RUNTIME_B
 
 
 def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int = 96, stop: int = 1024,
-                   progress=print) -> dict:
+                   progress=print, stream_input: bool = False, latency_budget: float | None = None) -> dict:
     """Largest square resolution (multiple of ``step``) whose arena + stack + runtime fits ``budget``."""
     from . import compile as compile_model
     from .models import mobilenet_v2
@@ -91,7 +95,8 @@ def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int 
     while resolution <= stop:
         kwargs = {**model_kwargs, "resolution": resolution}
         cm = compile_model(mobilenet_v2(**kwargs), fuse=fuse, codegen=False, progress=False,
-                           name=f"mbv2-{kwargs.get('width', 0.35)}-{resolution}")
+                           name=f"mbv2-{kwargs.get('width', 0.35)}-{resolution}", stream_input=stream_input,
+                           latency_budget=latency_budget)
         need = cm.report["arena_bytes"] + FIRMWARE_STACK_BYTES + FIRMWARE_RUNTIME_BYTES
         ok = need <= budget
         tried.append({"resolution": resolution, "arena_bytes": cm.report["arena_bytes"], "ram_needed": need,
@@ -104,7 +109,8 @@ def max_resolution(model_kwargs: dict, budget, fuse, step: int = 32, start: int 
             break
         best = resolution
         resolution += step
-    return {"fuse": str(fuse), "budget": budget, "max_resolution": best, "tried": tried}
+    return {"fuse": str(fuse), "stream_input": stream_input, "budget": budget, "max_resolution": best,
+            "tried": tried}
 
 
 def dump(obj, path):

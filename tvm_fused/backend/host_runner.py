@@ -22,10 +22,21 @@ SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "
 _HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "tvmgen_default.h"
+static int8_t in[TVMGEN_DEFAULT_INPUT_SIZE], out[TVMGEN_DEFAULT_OUTPUT_SIZE];
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+/* The application side of a streamed input: rows of `in`, checked to be asked in order, once. */
+static int32_t next_row;
+int32_t tvmgen_default_read_input_rows(int8_t* rows, int32_t first_row, int32_t n_rows) {
+  if (first_row != next_row || n_rows < 1 || first_row + n_rows > TVMGEN_DEFAULT_INPUT_ROWS) exit(6);
+  memcpy(rows, in + (size_t)first_row * TVMGEN_DEFAULT_INPUT_ROW_BYTES, (size_t)n_rows * TVMGEN_DEFAULT_INPUT_ROW_BYTES);
+  next_row += n_rows;
+  return 0;
+}
+#endif
 /* usage: harness IN.bin OUT.bin  -- all int8 inputs (outputs) concatenated in order */
 int main(int argc, char** argv) {
-  static int8_t in[TVMGEN_DEFAULT_INPUT_SIZE], out[TVMGEN_DEFAULT_OUTPUT_SIZE];
   if (argc != 3) return 2;
   FILE* f = fopen(argv[1], "rb");
   if (!f || fread(in, 1, sizeof in, f) != sizeof in) return 3;
@@ -33,6 +44,9 @@ int main(int argc, char** argv) {
   struct tvmgen_default_inputs i = {@INPUTS@};
   struct tvmgen_default_outputs o = {@OUTPUTS@};
   if (tvmgen_default_run(&i, &o) != 0) return 4;
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+  if (next_row != TVMGEN_DEFAULT_INPUT_ROWS) return 7; /* every row pulled exactly once */
+#endif
   f = fopen(argv[2], "wb");
   if (!f || fwrite(out, 1, sizeof out, f) != sizeof out) return 5;
   fclose(f);

@@ -12,7 +12,8 @@ which Relax expression each source node produced, and renames the bindings:
 - ONNX ``QuantizeLinear``/``DequantizeLinear`` nodes take the layer of the node
   whose output they (de)quantize, so ``conv_1 -> Q -> DQ`` is one layer ``conv_1``;
 - TFLite tensor names (``model/block_3_expand_relu/Relu6;model/block_3_expand/convolution;...``)
-  are reduced to the layer scope of their main op (``block_3_expand``);
+  are reduced to the layer scope of their main op (``block_3_expand``), the part after the
+  model scope;
 - in each layer the int8 result (its last ``quantize``, or ``astype`` to int8) gets the
   plain layer name, which the legalizer gives the kernel it emits there; the layer's other
   bindings get ``<layer>__<op>``. Names are unique within ``main`` and depend only on the model.
@@ -51,10 +52,12 @@ def import_onnx_named(proto) -> tvm.IRModule:
     produced = getattr(importer, "_nodes", {})
     layer_of_tensor: dict[str, str] = {}
     labels: dict = {}
+    taken: set[str] = set()
     for node in proto.graph.node:
-        layer = _onnx_layer(node)
         if node.op_type in _QDQ and node.input and node.input[0] in layer_of_tensor:
             layer = layer_of_tensor[node.input[0]]
+        else:
+            layer = _unique(_onnx_layer(node), taken)
         for out in node.output:
             layer_of_tensor[out] = layer
             expr = produced.get(out)
@@ -107,7 +110,8 @@ def import_tflite_named(model, converter=None) -> tvm.IRModule:
 
 
 def _tflite_layers(tensor_names) -> dict[str, str]:
-    """Tensor name -> layer name: the scope of the tensor's main op, model prefix dropped.
+    """Tensor name -> layer name: the layer scope of the tensor's main op (the part after the
+    model scope: ``model/block_3_expand/convolution``, ``model/upsample/resize/ResizeNearestNeighbor``).
 
     Keras 3 exports add a call suffix to every scope (``block_3_expand_1``); when every
     scoped name has one, it is dropped (``block_3_expand``)."""
@@ -120,16 +124,26 @@ def _tflite_layers(tensor_names) -> dict[str, str]:
                 break
         else:
             parts = [p for p in tensor.split(";")[0].split("/") if p]
-        scopes[tensor] = parts[-2] if len(parts) >= 2 else None
+        # model/layer/op[/...] (Keras): the part after the model scope is the layer
+        scopes[tensor] = parts[1] if len(parts) >= 3 else (parts[0] if len(parts) == 2 else None)
     scoped = [s for s in scopes.values() if s]
     strip = bool(scoped) and all(re.search(r"_\d+$", s) for s in scoped)
-    layers = {}
+    layers, taken = {}, set()
     for tensor, scope in scopes.items():
         if scope is None:
-            layers[tensor] = identifier(tensor.split(";")[0].split(":")[0])
+            layer = identifier(tensor.split(";")[0].split(":")[0])
         else:
-            layers[tensor] = identifier(re.sub(r"_\d+$", "", scope) if strip else scope)
+            layer = identifier(re.sub(r"_\d+$", "", scope) if strip else scope)
+        layers[tensor] = _unique(layer, taken)  # a layer called twice: name, name_2
     return layers
+
+
+def _unique(name: str, taken: set) -> str:
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}_{n}", n + 1
+    taken.add(unique)
+    return unique
 
 
 # ---------------------------------------------------------------- renaming
@@ -165,11 +179,7 @@ def name_bindings(mod: tvm.IRModule, labels: dict) -> tvm.IRModule:
         if layer is None:
             continue
         hint = layer if primary.get(layer, last[layer]).same_as(b.var) else f"{layer}__{_op_short(b.value)}"
-        name, n = hint, 2
-        while name in used:
-            name, n = f"{hint}_{n}", n + 1
-        used.add(name)
-        names[b.var] = name
+        names[b.var] = _unique(hint, used)
     if not names:
         return mod
     mod = mod.shallow_copy() if hasattr(mod, "shallow_copy") else tvm.IRModule(dict(mod.functions))

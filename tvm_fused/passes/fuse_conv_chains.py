@@ -8,7 +8,7 @@ import tvm
 from tvm import relax
 
 from ..errors import FusionError
-from ..schedules.fused_chain import ChainLayer, fused_chain_kernel, plan_chain
+from ..schedules.fused_chain import INPUT_ROWS_CALLBACK, ChainLayer, fused_chain_kernel, plan_chain
 from .conv_chains import CONV_KINDS, find_chains, kernel_calls
 from .legalize_qdq import IO_ATTR, MACS_ATTR, OP_ATTR, PARAMS_ATTR
 
@@ -51,8 +51,10 @@ class FuseConvChains:
     Runs after legalization, before memory planning.
     """
 
-    def __init__(self, selected: list[list]):
+    def __init__(self, selected: list[list], stream_input: bool = False):
         self.selected = selected  # lists of KernelCall names, each a consecutive run
+        # the run reading the model input pulls its rows through INPUT_ROWS_CALLBACK
+        self.stream_input = stream_input
 
     def __call__(self, mod: tvm.IRModule) -> tvm.IRModule:
         if not self.selected:
@@ -65,6 +67,8 @@ class FuseConvChains:
         bb = relax.BlockBuilder(kernels_only)
         mapping: dict[str, relax.Expr] = {}
         info = []
+        params = {p.name for p in old.params}
+        streamed_runs = 0
 
         def sub(expr):
             return mapping.get(expr.name, expr) if isinstance(expr, relax.Var) else expr
@@ -78,7 +82,9 @@ class FuseConvChains:
                             continue
                         if var.name in first_of:
                             run = [calls[n] for n in first_of[var.name]]
-                            out, summary = self._emit_fused(bb, run, sub)
+                            streamed = self.stream_input and run[0].arg_names[0] in params
+                            out, summary = self._emit_fused(bb, run, sub, streamed)
+                            streamed_runs += int(streamed)
                             mapping[run[-1].name] = out
                             info.append(summary)
                             continue
@@ -93,6 +99,9 @@ class FuseConvChains:
                 result = sub(old.body.body)
                 gv = bb.emit_output(result)
             bb.emit_func_output(gv)
+        if self.stream_input and streamed_runs != 1:
+            raise FusionError("stream_input needs a fused chain whose input is the model input (the first "
+                              "blocks); fuse with --fuse auto or N >= 1 so that the stem starts a chain")
         new_mod = bb.get()
         main = new_mod["main"].with_attr(IO_ATTR, old.attrs[IO_ATTR])
         main = main.with_attr("tvm_fused.fused_chains", json.dumps(info))
@@ -100,11 +109,15 @@ class FuseConvChains:
         return relax.transform.DeadCodeElimination(["main"])(new_mod)
 
     @staticmethod
-    def _emit_fused(bb, run, sub):
+    def _emit_fused(bb, run, sub, stream_input=False):
         layers, w_blob, t_blob = _chain_layers(run)
         x = sub(run[0].tensor_args[0])
         in_shape = tuple(int(d) for d in run[0].tensor_args[0].ty.shape)
-        func, geometry = fused_chain_kernel(in_shape, layers, w_blob.size, t_blob.size)
+        try:
+            func, geometry = fused_chain_kernel(in_shape, layers, w_blob.size, t_blob.size,
+                                                stream_input=stream_input)
+        except ValueError as e:
+            raise FusionError(f"cannot stream the input into this chain: {e}") from e
         macs = sum(c.params.macs for c in run if c.kind in CONV_KINDS)
         summary = {
             "layers": [c.kind for c in run],
@@ -122,6 +135,10 @@ class FuseConvChains:
             "steps": geometry.steps,
             "out_row_step": geometry.out_row_step,
         }
+        if stream_input:
+            h, w, c = geometry.shapes[0]
+            summary["stream_input"] = {"rows": geometry.ring_rows[0], "row_buffer_bytes": geometry.ring_rows[0] * w * c,
+                                       "callback": INPUT_ROWS_CALLBACK}
         func = func.with_attrs({OP_ATTR: "fused_chain", MACS_ATTR: macs, PARAMS_ATTR: json.dumps(summary)})
         gv = bb.add_func(func.without_attr("global_symbol"), "fused_chain")
         out_shape = (1, *geometry.shapes[-1])
@@ -191,7 +208,7 @@ class FusionSearch:
     x its MACs / total MACs; unfused block: 0). The smallest P whose cheapest segmentation
     meets the budget wins; the few best are then planned for real (``plan_fn``)."""
 
-    def __init__(self, mod, objective="arena"):
+    def __init__(self, mod, objective="arena", stream_input=False):
         from .inplace import best_delta, chain_access
         from .memory_plan import _find_aliases, plan_memory
 
@@ -199,7 +216,8 @@ class FusionSearch:
         self.blocks = fusable_blocks(mod)  # [(chain index, calls)]
         plan = plan_memory(mod, inplace=False)
         self.plan = plan
-        skip = set(plan.input_names) if objective == "arena_without_input" else set()
+        self.stream_input = stream_input
+        skip = set(plan.input_names) if objective == "arena_without_input" or stream_input else set()
         bufs = [b for b in plan.buffers.values() if b.name not in skip]
         self.bufs = bufs
         sizes = {b.name: b.size for b in plan.buffers.values()}
@@ -247,7 +265,11 @@ class FusionSearch:
             saved = found[1] if found else 0
         elif self.last.get(x, -1) > b:
             across += 0  # the run input stays alive after the run: counted by in_bytes already
-        peak = in_bytes + geometry.scratch_bytes + self.sizes[y] + across - saved
+        scratch = geometry.scratch_bytes
+        if self.stream_input and x in self.plan.input_names:
+            scratch = plan_chain(tuple(int(d) for d in calls[0].tensor_args[0].ty.shape),
+                                 _geometry_layers(calls), True).scratch_bytes
+        peak = in_bytes + scratch + self.sizes[y] + across - saved
         macs = sum(c.params.macs for c in calls if c.kind in CONV_KINDS)
         return peak, macs
 
@@ -261,8 +283,12 @@ class FusionSearch:
         best = [inf] * (n + 1)
         choice = [None] * (n + 1)
         best[0] = 0.0
+        streamed_start = self.stream_input
+        if streamed_start and not (self.blocks and self.blocks[0][1][0].arg_names[0] in self.plan.input_names):
+            return None
         for k in range(1, n + 1):
-            if best[k - 1] < inf and all(self.op_cost[o] <= bound for o in self.block_ops(k - 1)):
+            if best[k - 1] < inf and all(self.op_cost[o] <= bound for o in self.block_ops(k - 1)) \
+                    and not (streamed_start and k == 1):
                 best[k], choice[k] = best[k - 1], None
             for i in range(k - 1, -1, -1):
                 if best[i] == inf:
@@ -318,7 +344,7 @@ class FusionSearch:
 
 
 def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, latency_budget=None,
-                     objective: str = "arena"):
+                     objective: str = "arena", stream_input: bool = False):
     """Apply ``fuse`` = "none" | "auto" | N; returns (module, report entry).
 
     ``auto``: ``FusionSearch`` picks runs of blocks anywhere in the network (several
@@ -326,32 +352,41 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
     largest estimated fused/unfused instruction ratio accepted, e.g. 1.05. ``objective``
     (auto only): minimise the whole arena (default: what the chip needs) or the arena
     without the model input (the scope MCUNetV2 and msf-CNN report, where the input is an
-    I/O buffer of its own). ``N``: the first N fusable blocks."""
+    I/O buffer of its own). ``N``: the first N fusable blocks. ``stream_input``: the
+    first chain starts at the model input and pulls its rows through a callback; the
+    input leaves the arena (objective: the arena without it)."""
     if objective not in OBJECTIVES:
         raise FusionError(f"fuse objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
 
+    from .memory_plan import plan_memory
+
+    if stream_input:
+        objective = "arena"
+        plan_fn = plan_fn or (lambda m: plan_memory(m, streamed_input=True))
+
     def cost(plan):
         return plan.arena_bytes if objective == "arena" else plan.arena_bytes_without_input
-
-    from .memory_plan import plan_memory
 
     plan_fn = plan_fn or plan_memory
     blocks = fusable_blocks(mod)
     info = {"mode": str(fuse), "fusable_blocks": len(blocks), "chains": []}
     if fuse == "none" or fuse == 0:
         return mod, info
-    base = plan_fn(mod)
+    base = plan_memory(mod) if stream_input else plan_fn(mod)
     info["arena_bytes_unfused"] = base.arena_bytes
     info["peak_op_unfused"] = _peak_op(base)
     if fuse == "auto":
         if not blocks:
             info["explanation"] = f"nothing to fuse: {_why_no_blocks(mod)}; compiled unchanged"
             return mod, info
-        search = FusionSearch(mod, objective)
-        best = (cost(base), [], mod, base)
+        search = FusionSearch(mod, objective, stream_input)
+        best = (float("inf") if stream_input else cost(base), [], mod, base)
         cands = search.candidates(latency_budget)
+        if stream_input and not cands:
+            raise FusionError("stream_input: no fused chain can start at the model input within the latency "
+                              f"budget {latency_budget}; raise --latency-budget or drop --stream-input")
         for _, _, runs in cands:
-            cand = FuseConvChains(search.names(runs))(mod)
+            cand = FuseConvChains(search.names(runs), stream_input)(mod)
             plan = plan_fn(cand)
             if cost(plan) < best[0]:
                 best = (cost(plan), runs, cand, plan)
@@ -370,7 +405,7 @@ def fuse_conv_chains(mod: tvm.IRModule, fuse, ram_budget=None, plan_fn=None, lat
             + (f" within the latency budget {latency_budget}" if latency_budget is not None else "") + "; unchanged")
     else:
         n = int(fuse)
-        new_mod = FuseConvChains(select_first_blocks(mod, n))(mod)
+        new_mod = FuseConvChains(select_first_blocks(mod, n), stream_input)(mod)
         plan = plan_fn(new_mod)
         info["blocks_fused"] = n
         info["explanation"] = f"fused the first {n} of {len(blocks)} blocks as requested"

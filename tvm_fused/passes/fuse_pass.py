@@ -24,7 +24,9 @@ class FuseConvChainsPass:
     ``tvm_fused.params``. Runs after legalization, before memory planning.
     """
 
-    def __init__(self, fuse="none", ram_budget=None, latency_budget=None, objective: str = "arena"):
+    def __init__(self, fuse="none", ram_budget=None, latency_budget=None, objective: str = "arena",
+                 stream_input: bool = False):
+        self.stream_input = stream_input  # the first chain pulls input rows through a callback
         self.fuse = validate.fuse_setting(fuse)
         self.ram_budget = validate.ram_budget(ram_budget)
         self.latency_budget = validate.latency_budget(latency_budget)
@@ -39,7 +41,7 @@ class FuseConvChainsPass:
             new, info = mod, {"mode": "none", "chains": []}
         else:
             new, info = fuse_conv_chains(mod, self.fuse, self.ram_budget, latency_budget=self.latency_budget,
-                                         objective=self.objective)
+                                         objective=self.objective, stream_input=self.stream_input)
         new = _typed_chain_attrs(new)
         for key, value in (mod.attrs or {}).items():  # the rewrite builds a new module
             if new.attrs is None or key not in new.attrs:

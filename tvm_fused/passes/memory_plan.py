@@ -35,6 +35,7 @@ class Buffer:
     first_use: int
     last_use: int
     offset: int = -1
+    bank: str = ""  # "" = the one (first) arena; else a named memory bank of the board
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first_use <= other.last_use and other.first_use <= self.last_use
@@ -248,6 +249,10 @@ class MemoryPlan:
     arena_bytes_without_inplace: int = 0
     arena_bytes_without_input_inplace: int = 0  # without input, without in-place
     output_names: list[str] = field(default_factory=list)  # every model output, in order
+    streamed_input: bool = False  # the input arrives by rows through a callback, outside the arena
+    # Memory banks (board.banks): name -> {"capacity", "arena_bytes", "section"}; the first
+    # bank is the default arena ("" in Buffer.bank). Empty: one arena.
+    banks: dict = field(default_factory=dict)
 
     def inplace_report(self) -> dict:
         return {
@@ -259,11 +264,97 @@ class MemoryPlan:
         }
 
     def check(self) -> None:
-        """Re-prove the plan: no live overlap except proven in-place aliases."""
-        planner = GreedyMemoryPlanner()
-        planner.buffers = list(self.buffers.values())
-        planner.aliases = list(self.aliases)
-        planner.check()
+        """Re-prove the plan: no live overlap except proven in-place aliases (per bank)."""
+        for bank in {b.bank for b in self.buffers.values()}:
+            planner = GreedyMemoryPlanner()
+            planner.buffers = [b for b in self.buffers.values() if b.bank == bank]
+            names = {b.name for b in planner.buffers}
+            planner.aliases = [a for a in self.aliases if a.out in names]
+            planner.check()
+
+    def bank_report(self) -> dict:
+        return {name: dict(info) for name, info in self.banks.items()}
+
+
+def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
+    """Spread the plan's buffers over memory banks ``[(name, capacity, section), ...]`` (the
+    first is the default arena) so that every bank's own arena fits its capacity.
+
+    Greedy: while some bank is over capacity, move the largest buffer group (an in-place
+    alias group moves whole) alive at that bank's peak op to the first other bank that
+    still fits afterwards. Raises ValueError when nothing fits."""
+    from ..errors import ModelDoesNotFitError
+
+    names = [b[0] for b in banks]
+    cap = {b[0]: int(b[1]) for b in banks}
+    buffers = list(plan.buffers.values())
+    index = {b.name: i for i, b in enumerate(buffers)}
+    parent = list(range(len(buffers)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in plan.aliases:
+        parent[find(index[a.out])] = find(index[a.over])
+    groups: dict[int, list] = {}
+    for i in range(len(buffers)):
+        groups.setdefault(find(i), []).append(i)
+    where = {g: names[0] for g in groups}
+
+    def plan_bank(bank):
+        members = [buffers[i] for g, ms in groups.items() if where[g] == bank for i in ms]
+        inside = {b.name for b in members}
+        planner, arena = _plan(members, [a for a in plan.aliases if a.out in inside])
+        return planner, arena
+
+    planned = {bank: plan_bank(bank) for bank in names}
+    for _ in range(4 * len(groups)):
+        over = [bank for bank in names if planned[bank][1] > cap[bank]]
+        if not over:
+            break
+        bank = over[0]
+        planner = planned[bank][0]
+        steps = max((b.last_use for b in planner.buffers), default=0) + 1
+        peak_step = max(range(steps), key=planner.live_bytes)
+        live = sorted((g for g, ms in groups.items() if where[g] == bank and any(
+            buffers[i].first_use <= peak_step <= buffers[i].last_use for i in ms)),
+            key=lambda g: -sum(buffers[i].size for i in groups[g]))
+        moved = False
+        for g in live:
+            for other in names:
+                if other == bank:
+                    continue
+                where[g] = other
+                trial = plan_bank(other)
+                if trial[1] <= cap[other]:
+                    planned[other], planned[bank], moved = trial, plan_bank(bank), True
+                    break
+                where[g] = bank
+            if moved:
+                break
+        if not moved:
+            raise ModelDoesNotFitError(
+                f"the arena does not fit the board's memory banks ({', '.join(f'{n} {cap[n]} B' for n in names)}) "
+                f"even spread over them; lower the resolution or width, or fuse (--fuse auto)")
+    else:
+        raise ModelDoesNotFitError("placing buffers over memory banks did not converge")
+    out = {}
+    for bank in names:
+        planner, _ = planned[bank]
+        for b in planner.buffers:
+            out[b.name] = Buffer(b.name, b.size, b.first_use, b.last_use, b.offset,
+                                 "" if bank == names[0] else bank)
+    banks_info = {n: {"capacity": cap[n], "arena_bytes": planned[n][1], "section": sec}
+                  for n, _, sec in banks}
+    result = MemoryPlan(out, plan.ops, plan.shapes, planned[names[0]][1], plan.lower_bound, plan.input_names,
+                        plan.output_name, plan.live_bytes, plan.arena_bytes_without_input, plan.aliases,
+                        plan.arena_bytes_without_inplace, plan.arena_bytes_without_input_inplace,
+                        output_names=plan.output_names, streamed_input=plan.streamed_input, banks=banks_info)
+    result.check()
+    return result
 
 
 def _params_json(value) -> str:
@@ -335,11 +426,13 @@ def _select_aliases(buffers, candidates, live, planner, arena):
     return planner, arena, used
 
 
-def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
+def plan_memory(mod: tvm.IRModule, inplace: bool = True, streamed_input: bool = False) -> MemoryPlan:
     """Plan the arena of a legalized (possibly fused) module's ``main``.
 
     ``inplace``: let ops write their output over a dying input where ``inplace.py``
-    proves it safe; the plan with in-place reuse is kept only when it is smaller."""
+    proves it safe; the plan with in-place reuse is kept only when it is smaller.
+    ``streamed_input``: the model input never sits in the arena (its first reader is a
+    fused chain pulling rows through a callback): it gets a 0-byte slot."""
     func = mod["main"]
     bindings = [b for block in func.body.blocks for b in block.bindings]
     first: dict[str, int] = {}
@@ -351,7 +444,7 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
     for p in func.params:
         inputs.append(p.name)
         first[p.name], last[p.name] = 0, 0
-        sizes[p.name] = _bytes_of(p.ty)
+        sizes[p.name] = 0 if streamed_input else _bytes_of(p.ty)
         shapes[p.name] = tuple(int(d) for d in p.ty.shape)
     ops: list[OpRecord] = []
     counts: dict[str, int] = {}
@@ -415,5 +508,10 @@ def plan_memory(mod: tvm.IRModule, inplace: bool = True) -> MemoryPlan:
         _, arena_no_input, _ = _select_aliases(no_input, found, live, None, arena_no_input)
     by_name = {b.name: b for b in planner.buffers}
     live = [planner.live_bytes(i) for i in range(len(ops))]
+    if streamed_input:
+        readers = [op for op in ops if any(t in inputs for t in op.inputs)]
+        if [op.index for op in readers] != [0] or ops[0].op != "fused_chain" or len(inputs) != 1:
+            raise ValueError("a streamed input must be the only input, read by one fused chain, the first op")
     return MemoryPlan(by_name, ops, shapes, arena, planner.lower_bound(), inputs, outputs[0], live,
-                      arena_no_input, used, plain[0], plain[1], outputs)
+                      arena_no_input, used, plain[0], plain[1], output_names=outputs,
+                      streamed_input=streamed_input)

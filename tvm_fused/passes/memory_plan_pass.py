@@ -19,12 +19,13 @@ class PlanMemory:
     otherwise.
     """
 
-    def __init__(self):
+    def __init__(self, streamed_input: bool = False):
         self.plan = None
+        self.streamed_input = streamed_input  # the model input stays out of the arena
 
     @guarded("plan memory")
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         from .memory_plan import plan_memory
 
-        self.plan = plan_memory(mod)
+        self.plan = plan_memory(mod, streamed_input=self.streamed_input)
         return mod.with_attr(MEMORY_PLAN_ATTR, MemoryPlanAttrs.of(self.plan))

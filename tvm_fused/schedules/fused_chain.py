@@ -27,6 +27,9 @@ from .gemm import Operand, conv_row
 from .elementwise import AddParams, add_output, add_scaled_inputs
 
 RING_ALIGN = 4
+# Streamed input: the application's int32_t CALLBACK(int8_t* rows, int32_t first_row, int32_t n_rows)
+# fills rows first_row .. first_row + n_rows - 1 of the frame (row-major HWC) into ``rows``.
+INPUT_ROWS_CALLBACK = "tvmgen_default_read_input_rows"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ChainGeometry:
     scratch_bytes: int = 0
     steps: int = 0  # row steps of the schedule (layer 0's rows, then the drain)
     out_row_step: list = field(default_factory=list)  # the step writing each chain output row
+    stream_input: bool = False  # tensor 0 is a ring filled by INPUT_ROWS_CALLBACK
 
 
 def _tensor_shapes(input_shape, layers):
@@ -98,14 +102,18 @@ def _first_needed(geometry: ChainGeometry, layers, t, done):
                for i in geometry.consumers[t])
 
 
-def plan_chain(input_shape, layers) -> ChainGeometry:
+def plan_chain(input_shape, layers, stream_input: bool = False) -> ChainGeometry:
     """Simulate the row schedule to size each ring buffer exactly.
 
     Each step, layer 0 computes its next row (while it has rows left) and every later
     layer computes at most one row its inputs allow; steps continue until the chain
     output is complete. One row per layer per step means a consumer reads each new row
     right after it is written, so a ring holds one kernel window (``kh`` rows, 1 for a
-    1x1 consumer) instead of the burst an input's last rows would release at once."""
+    1x1 consumer) instead of the burst an input's last rows would release at once.
+
+    ``stream_input``: the chain input is not in the arena either; a ring of the first
+    layer's ``kh`` rows (first in the scratch) receives each input row from the
+    application's ``INPUT_ROWS_CALLBACK`` just before the first layer needs it."""
     shapes = _tensor_shapes(input_shape, layers)
     consumers = [[] for _ in shapes]
     for i, layer in enumerate(layers):
@@ -139,6 +147,13 @@ def plan_chain(input_shape, layers) -> ChainGeometry:
     geometry.out_row_step = out_row_step
     offset = 0
     offsets = [0] * len(shapes)
+    if stream_input:
+        if consumers[0] != [0]:
+            raise ValueError("a streamed chain input may be read by the first layer only")
+        rows[0] = max(1, min(layers[0].window[0], shapes[0][0]))
+        h, w, c = shapes[0]
+        offset = (rows[0] * w * c + RING_ALIGN - 1) // RING_ALIGN * RING_ALIGN
+    geometry.stream_input = stream_input
     for t in range(1, last):
         h, w, c = shapes[t]
         rows[t] = min(max(rows[t], 1), h)
@@ -148,9 +163,13 @@ def plan_chain(input_shape, layers) -> ChainGeometry:
     return geometry
 
 
-def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, name: str = "fused_chain"):
-    """PrimFunc(x, weights_i8, tables_i32, out, scratch) computing the whole chain."""
-    geometry = plan_chain(input_shape, layers)
+def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, name: str = "fused_chain",
+                       stream_input: bool = False):
+    """PrimFunc(x, weights_i8, tables_i32, out, scratch) computing the whole chain.
+
+    ``stream_input``: ``x`` is not read; input rows arrive through ``INPUT_ROWS_CALLBACK``
+    into a ring in the scratch (see ``plan_chain``)."""
+    geometry = plan_chain(input_shape, layers, stream_input)
     shapes = geometry.shapes
     last = len(shapes) - 1
     out_h, out_w, out_c = shapes[last]
@@ -181,6 +200,14 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
                     t_out = i + 1
                     if i == 0:
                         start, stop = tirx.min(step, h1), tirx.min(step + 1, h1)
+                        if stream_input:  # pull the input rows this step's first layer reads
+                            kh0, st0, pt0 = layer.window
+                            want = tirx.min(tirx.min(step, h1 - 1) * st0 - pt0 + kh0 - 1, shapes[0][0] - 1)
+                            with T.serial(done[0] + 1, tirx.max(want, done[0]) + 1) as r:
+                                T.evaluate(tirx.call_extern(
+                                    "int32", INPUT_ROWS_CALLBACK,
+                                    tirx.address_of(s_buf[tensors.row_base(0, r)]), r, 1))
+                            T.buffer_store(done, tirx.max(want, done[0]), [0])
                     else:  # at most one row per step (see plan_chain)
                         ready = _ready_row(geometry, layer, t_out, done, tirx.min, tirx.max, tirx.floordiv)
                         T.buffer_store(need, tirx.min(ready, done[t_out] + 1), [t_out])
@@ -213,11 +240,13 @@ class _TensorRows:
         self.last = len(geometry.shapes) - 1
 
     def buffer(self, t):
-        return self.x if t == 0 else (self.y if t == self.last else self.s)
+        if t == 0 and not self.g.stream_input:
+            return self.x
+        return self.y if t == self.last else self.s
 
     def row_base(self, t, y):
         _, w, c = self.g.shapes[t]
-        if t == 0 or t == self.last:
+        if (t == 0 and not self.g.stream_input) or t == self.last:
             return y * (w * c)
         return self.g.ring_offset[t] + tirx.floormod(y, self.g.ring_rows[t]) * (w * c)
 

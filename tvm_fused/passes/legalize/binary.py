@@ -22,11 +22,12 @@ from .registry import register_rule
 
 @dataclass
 class Operand:
+    """One int8 input of a binary kernel."""
+
     arg: relax.Expr           # the int8 var or a relax.const
     shape: tuple              # shape the kernel indexes (NHWC-aligned for 4-D outputs)
     scale: float
     zero_point: int
-    src_layout: str
 
 
 def _to_kernel_shape(shape: tuple, src_layout: str, out_rank: int, what: str) -> tuple:
@@ -46,10 +47,9 @@ def _to_kernel_shape(shape: tuple, src_layout: str, out_rank: int, what: str) ->
 def operand(ctx, expr, out_rank: int, layout: str, what: str) -> Operand:
     """An int8 operand of a binary op: a dequantized tensor or a quantized constant."""
     tensor = ctx.dequantized(expr)
-    if tensor is not None:
-        shape = tensor.shape if tensor.src_layout == "NCHW" and len(tensor.shape) == 4 else \
-            _to_kernel_shape(tensor.shape, layout, out_rank, what)
-        return Operand(tensor.var, shape, tensor.scale, tensor.zero_point, tensor.src_layout)
+    if tensor is not None:  # 4-D tensors are NHWC already
+        return Operand(tensor.var, _to_kernel_shape(tensor.shape, layout, out_rank, what), tensor.scale,
+                       tensor.zero_point)
     const = ctx.const(expr)
     if const is None or const.values.dtype != np.int8 or const.per_channel:
         raise UnsupportedModelError(
@@ -61,7 +61,7 @@ def operand(ctx, expr, out_rank: int, layout: str, what: str) -> Operand:
     else:
         shape = _to_kernel_shape(values.shape, layout, out_rank, what)
     return Operand(relax.const(np.ascontiguousarray(values).reshape(shape)), tuple(shape),
-                   float(const.scale.reshape(-1)[0]), int(np.asarray(const.zero_point).reshape(-1)[0]), layout)
+                   float(const.scale.reshape(-1)[0]), int(np.asarray(const.zero_point).reshape(-1)[0]))
 
 
 def lower_binary(ctx, m: Match, op: str, a_expr, b_expr) -> QTensor:

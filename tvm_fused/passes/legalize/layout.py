@@ -96,6 +96,14 @@ def to_source_order(ctx, data: QTensor) -> QTensor:
                     macs=0)
 
 
+def to_stored_order(ctx, data: QTensor, layout: str) -> QTensor:
+    """A 4-D tensor in the model's element order (layout "") transposed to how tensors of source
+    ``layout`` are stored (NHWC): the inverse of ``to_source_order``."""
+    p = TransposeParams(data.shape, tuple(stored_axes(layout, 4)))
+    return ctx.emit("transpose", transpose_int8(p), [data.var], p.out_shape, data.scale, data.zero_point, layout, p,
+                    macs=0)
+
+
 # ---------------------------------------------------------------------- concatenation
 @register_rule(
     "relax.concat",
@@ -153,22 +161,35 @@ def _transpose(ctx, call, data: QTensor) -> QTensor:
 
 @register_rule("relax.permute_dims", domain="int8", tflite={"TRANSPOSE": "any permutation"})
 def transpose_int8_rule(ctx, m: Match) -> QTensor | None:
-    """TFLite TRANSPOSE on the int8 tensor: ``y = x.transpose(perm)``."""
+    """TFLite TRANSPOSE on the int8 tensor (``reference_ops::Transpose``)::
+
+        y[i_0, ..., i_n] = x[j]  with  j[perm[k]] = i_k
+
+    Before::
+
+        y = R.permute_dims(x, axes=[0, 3, 1, 2])     # x: int8
+
+    After::
+
+        y = R.call_tir(transpose, (x,), R.Tensor((1, C, H, W), "int8"))
+    """
     data, _ = int8_out(ctx, m)
     return None if data is None else _transpose(ctx, m.call, data)
 
 
 @register_rule("relax.permute_dims", onnx={"Transpose": "any permutation (also of constant weights)"})
 def transpose(ctx, m: Match) -> QTensor:
-    """``quantize(permute_dims(dequantize(x)))`` -> ``y = x.transpose(perm)`` (requantized if needed).
+    """``quantize(permute_dims(dequantize(x)))`` -> a transpose (requantized if needed)::
+
+        y[i_0, ..., i_n] = x[j]  with  j[perm[k]] = i_k
 
     Before::
 
         y = R.quantize(R.permute_dims(R.dequantize(x, s, z), axes=[0, 2, 3, 1]), s, z)
 
-    After (x imported as NCHW is stored NHWC, which already is the result)::
+    After::
 
-        y = x
+        y = x      # x imported as NCHW is stored NHWC, which already is the result: no kernel
     """
     return requantize_to(ctx, _transpose(ctx, m.call, qdq_in(ctx, m)), m.out)
 
@@ -195,14 +216,27 @@ def _slice(ctx, m: Match, data: QTensor) -> QTensor:
                tflite={"STRIDED_SLICE": "constant begin/end/strides; begin/end/shrink masks (no ellipsis/new axis)",
                        "SLICE": "constant begin/size"})
 def strided_slice_int8(ctx, m: Match) -> QTensor | None:
-    """TFLite STRIDED_SLICE / SLICE on the int8 tensor: ``y[i] = x[begin + i * stride]`` per axis."""
+    """TFLite STRIDED_SLICE / SLICE on the int8 tensor (masks resolved by TVM's importer)::
+
+        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n]
+
+    Before::
+
+        y = R.strided_slice(x, axes=[0, 1, 2, 3], begin=[0, 0, 1, 0], end=[1, 4, 4, 4], strides=[1, 1, 2, 1])
+
+    After::
+
+        y = R.call_tir(strided_slice, (x,), R.Tensor((1, 4, 2, 4), "int8"))
+    """
     data, _ = int8_out(ctx, m)
     return None if data is None else _slice(ctx, m, data)
 
 
 @register_rule("relax.strided_slice", onnx={"Slice": "constant starts/ends/axes/steps"})
 def strided_slice(ctx, m: Match) -> QTensor:
-    """``quantize(strided_slice(dequantize(x)))`` -> ``y[i] = x[begin + i * stride]`` (requantized if needed).
+    """``quantize(strided_slice(dequantize(x)))`` -> a strided slice (requantized if needed)::
+
+        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n]
 
     Before::
 
@@ -235,7 +269,18 @@ def _split_part(ctx, m: Match, data: QTensor) -> QTensor:
 @register_rule("relax.split", domain="int8", tflite={"SPLIT": "constant axis", "SPLIT_V": "constant sizes and axis"})
 def split_int8(ctx, m: Match) -> QTensor | None:
     """TFLite SPLIT / SPLIT_V: each used output is one slice kernel (``Match.index``); the split
-    binding itself returns None."""
+    binding itself returns None::
+
+        y_k[..., i, ...] = x[..., start_k + i, ...]   along the split axis
+
+    Before::
+
+        p = R.split(x, indices_or_sections=2, axis=2); y = p[1]     # x: int8
+
+    After::
+
+        y = R.call_tir(split, (x,), R.Tensor((1, H, W / 2, C), "int8"))
+    """
     data = ctx.int8(m.call.args[0])
     if m.index is None or data is None:
         return None
@@ -244,7 +289,9 @@ def split_int8(ctx, m: Match) -> QTensor | None:
 
 @register_rule("relax.split", onnx={"Split": "constant split sizes"})
 def split(ctx, m: Match) -> QTensor:
-    """``quantize(split(dequantize(x))[i])`` -> the i-th part as a slice kernel (requantized if needed).
+    """``quantize(split(dequantize(x))[i])`` -> the i-th part as a slice kernel (requantized if needed)::
+
+        y[..., j, ...] = x[..., start_i + j, ...]   along the split axis
 
     Before::
 
@@ -279,8 +326,19 @@ def _resize(ctx, m: Match, data: QTensor) -> QTensor:
 @register_rule("relax.image.resize2d", domain="int8",
                tflite={"RESIZE_NEAREST_NEIGHBOR": "constant size; align_corners / half_pixel_centers as TFLite"})
 def resize_nearest_int8_rule(ctx, m: Match) -> QTensor | None:
-    """TFLite RESIZE_NEAREST_NEIGHBOR on the int8 tensor: ``y[n, i, j, c] = x[n, rows[i], cols[j], c]`` with
-    TFLite's ``GetNearestNeighbor`` maps (``schedules.layout.tflite_nearest_index``)."""
+    """TFLite RESIZE_NEAREST_NEIGHBOR on the int8 tensor, with TFLite's ``GetNearestNeighbor`` maps
+    (``schedules.layout.tflite_nearest_index``, float32 as the kernel computes them)::
+
+        y[n, i, j, c] = x[n, rows[i], cols[j], c]
+
+    Before::
+
+        y = R.image.resize2d(x, R.shape([16, 16]), layout="NHWC", method="nearest_neighbor")    # x: int8
+
+    After::
+
+        y = R.call_tir(resize_nearest, (x,), R.Tensor((1, 16, 16, C), "int8"))
+    """
     data, _ = int8_out(ctx, m)
     return None if data is None else _resize(ctx, m, data)
 
@@ -289,7 +347,9 @@ def resize_nearest_int8_rule(ctx, m: Match) -> QTensor | None:
                onnx={"Resize": "mode nearest; constant sizes/scales; any coordinate_transformation_mode and "
                                "nearest_mode"})
 def resize_nearest(ctx, m: Match) -> QTensor:
-    """``quantize(resize2d(dequantize(x), method="nearest_neighbor"))`` -> index-map copy (requantized if needed).
+    """``quantize(resize2d(dequantize(x), method="nearest_neighbor"))`` -> index-map copy (requantized if needed)::
+
+        y[n, i, j, c] = x[n, rows[i], cols[j], c]     rows/cols: ONNX coordinate transform + nearest_mode
 
     Before::
 
@@ -297,7 +357,7 @@ def resize_nearest(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(resize_nearest, (x,), R.Tensor((1, C, 16, 16)...NHWC, "int8"))
+        y = R.call_tir(resize_nearest, (x,), R.Tensor((1, 16, 16, C), "int8"))      # NHWC
     """
     return requantize_to(ctx, _resize(ctx, m, qdq_in(ctx, m)), m.out)
 

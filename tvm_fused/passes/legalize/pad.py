@@ -44,6 +44,14 @@ def pad_int8_rule(ctx, m: Match) -> QTensor | None:
 
     A spatial pad with the zero point remembers its source (``QTensor.padded_from``): a conv
     reading it adds the pads to its own padding and the pad kernel becomes dead code.
+
+    Before::
+
+        y = R.nn.pad(x, pad_width=[0, 0, 1, 1, 1, 1, 0, 0], pad_value=-3)     # x: int8, zero point -3
+
+    After::
+
+        y = R.call_tir(pad, (x,), R.Tensor((1, H + 2, W + 2, C), "int8"))
     """
     data, _ = int8_out(ctx, m)
     return None if data is None else _pad(ctx, m, data, quantized_value=True)

@@ -49,7 +49,10 @@ def max_pool2d_int8(ctx, m: Match) -> QTensor | None:
 )
 def max_pool2d(ctx, m: Match) -> QTensor:
     """``quantize(max_pool2d(dequantize(x)))``: the max pool at x's quantization (max commutes with
-    the monotone requantization), then a requantize if the output's differs (see ``layout.requantize_to``).
+    the monotone requantization), then a requantize if the output's differs (see ``layout.requantize_to``)::
+
+        y = max over the window's taps inside x          (same quantization)
+        y = clamp(MBQM(max(...) - x_zp, M, s) + y_zp)    otherwise, M * 2^s = x_scale / y_scale
 
     Before::
 

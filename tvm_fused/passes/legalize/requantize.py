@@ -22,12 +22,31 @@ def emit_requantize(ctx, src: QTensor, out: OutputQuant) -> QTensor:
     shape = nhwc(out.src_shape, layout)
     if int(np.prod(shape)) != int(np.prod(src.shape)):
         raise UnsupportedModelError(f"reshape {src.shape} -> {shape} changes the element count")
-    if src.src_layout == "NCHW" and len(src.shape) == 4 and shape != src.shape:
-        n, h, w, c = src.shape
-        if h * w != 1 and c != 1:  # stored NHWC: back to the model's NCHW element order first
-            from .layout import to_source_order
+    if shape == src.shape:  # same elements in the same order: requantize (or copy) in place of a reshape
+        return _emit(ctx, src, shape, layout, out)
+    # A reshape: row-major over the model's element order. A 4-D NCHW tensor with spatial extent
+    # and channels is stored NHWC, so it goes back to model order first, and a 4-D NCHW result
+    # with spatial extent and channels returns to NHWC (the stored order of every 4-D tensor) after.
+    from .layout import to_source_order, to_stored_order
 
-            src = to_source_order(ctx, src)
+    if len(src.shape) == 4 and _reordered(src.src_layout, _model_shape(src)):
+        src = to_source_order(ctx, src)
+    if _reordered(layout, out.src_shape):
+        return to_stored_order(ctx, _emit(ctx, src, tuple(out.src_shape), "", out), layout)
+    return _emit(ctx, src, shape, layout, out)
+
+
+def _model_shape(t: QTensor) -> tuple:
+    n, h, w, c = t.shape  # stored NHWC
+    return (n, c, h, w)
+
+
+def _reordered(layout: str, model_shape) -> bool:
+    """Whether a 4-D tensor of this source layout and model shape is stored in another element order."""
+    return layout == "NCHW" and len(model_shape) == 4 and model_shape[1] != 1 and model_shape[2] * model_shape[3] != 1
+
+
+def _emit(ctx, src: QTensor, shape, layout: str, out: OutputQuant) -> QTensor:
     p = RequantizeParams(src.shape, shape, src.scale, src.zero_point, out.scale, out.zero_point,
                          out.act_min, out.act_max)
     kind = "reshape" if p.is_copy else "requantize"

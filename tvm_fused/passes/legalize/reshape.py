@@ -11,7 +11,18 @@ from .requantize import emit_requantize
     tflite={"RESHAPE": "constant (or folded) shape", "SQUEEZE": "-", "EXPAND_DIMS": "constant axis"},
 )
 def reshape_int8(ctx, m: Match) -> QTensor | None:
-    """TFLite RESHAPE / SQUEEZE / EXPAND_DIMS on the int8 tensor: a row-major copy (same quantization)."""
+    """TFLite RESHAPE / SQUEEZE / EXPAND_DIMS on the int8 tensor: a row-major copy (same quantization)::
+
+        y.flat[i] = x.flat[i]
+
+    Before::
+
+        y = R.reshape(x, R.shape([1, 12, 2]))     # x: int8 (1, 4, 3, 2)
+
+    After::
+
+        y = R.call_tir(reshape, (x,), R.Tensor((1, 12, 2), "int8"))
+    """
     from .layout import int8_out
 
     data, act = int8_out(ctx, m)

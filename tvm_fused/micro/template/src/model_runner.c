@@ -52,15 +52,49 @@ void model_init(void)
 /* A model's inputs (outputs) are addressed as one byte range: the tensors concatenated in
  * order, each living at its own arena offset. Older single-tensor exports have no
  * TVMGEN_DEFAULT_NUM_INPUTS and one input_ptr()/output_ptr(). */
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+/* Streamed input: the model pulls rows through tvmgen_default_read_input_rows() and
+   never holds the frame. This test firmware serves the rows from a whole frame: on QEMU
+   one uploaded over RPC into the board's spare RAM (section .stream_frame, outside the
+   RAM budget, standing in for a camera); elsewhere a const all-zero frame in flash
+   (set_input is refused: the input size is 0). */
+#ifdef BOARD_STREAM_FRAME_SECTION
+__attribute__((section(".stream_frame"), aligned(16))) static int8_t stream_frame[TVMGEN_DEFAULT_INPUT_SIZE];
+#define STREAM_FRAME_BYTES TVMGEN_DEFAULT_INPUT_SIZE
+#else
+static const int8_t stream_frame[TVMGEN_DEFAULT_INPUT_SIZE] = {0};
+#define STREAM_FRAME_BYTES 0u
+#endif
+static int32_t stream_next_row;
+
+int32_t tvmgen_default_read_input_rows(int8_t *rows, int32_t first_row, int32_t n_rows)
+{
+    if (first_row != stream_next_row || n_rows < 1 || first_row + n_rows > TVMGEN_DEFAULT_INPUT_ROWS)
+        return -1;
+    memcpy(rows, stream_frame + (uint32_t)first_row * TVMGEN_DEFAULT_INPUT_ROW_BYTES,
+           (uint32_t)n_rows * TVMGEN_DEFAULT_INPUT_ROW_BYTES);
+    stream_next_row += n_rows;
+    return 0;
+}
+#endif
+
 #ifdef TVMGEN_DEFAULT_NUM_INPUTS
 #define NUM_INPUTS TVMGEN_DEFAULT_NUM_INPUTS
 #define NUM_OUTPUTS TVMGEN_DEFAULT_NUM_OUTPUTS
 static uint8_t *tensor_ptr(bool input, uint32_t i)
 {
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return (uint8_t *)stream_frame;
+#endif
     return (uint8_t *)(input ? tvmgen_default_input_ptr_at(i) : tvmgen_default_output_ptr_at(i));
 }
 static uint32_t tensor_size(bool input, uint32_t i)
 {
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return STREAM_FRAME_BYTES;
+#endif
     return input ? tvmgen_default_input_sizes[i] : tvmgen_default_output_sizes[i];
 }
 #else
@@ -69,11 +103,19 @@ static uint32_t tensor_size(bool input, uint32_t i)
 static uint8_t *tensor_ptr(bool input, uint32_t i)
 {
     (void)i;
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return (uint8_t *)stream_frame;
+#endif
     return (uint8_t *)(input ? tvmgen_default_input_ptr() : tvmgen_default_output_ptr());
 }
 static uint32_t tensor_size(bool input, uint32_t i)
 {
     (void)i;
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+    if (input)
+        return STREAM_FRAME_BYTES;
+#endif
     return input ? TVMGEN_DEFAULT_INPUT_SIZE : TVMGEN_DEFAULT_OUTPUT_SIZE;
 }
 #endif
@@ -118,7 +160,11 @@ uint32_t model_output_crc(void) { return tensors_crc(false); }
 uint32_t model_num_inputs(void) { return NUM_INPUTS; }
 uint32_t model_num_outputs(void) { return NUM_OUTPUTS; }
 uint32_t model_tensor_size(bool input, uint32_t index) { return tensor_size(input, index); }
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+uint32_t model_input_size(void) { return STREAM_FRAME_BYTES; }
+#else
 uint32_t model_input_size(void) { return TVMGEN_DEFAULT_INPUT_SIZE; }
+#endif
 uint32_t model_output_size(void) { return TVMGEN_DEFAULT_OUTPUT_SIZE; }
 uint32_t model_arena_size(void) { return TVMGEN_DEFAULT_ARENA_SIZE; }
 
@@ -146,6 +192,9 @@ void model_run(uint32_t repeat, run_result_t *r)
     if (repeat == 0)
         repeat = 1;
     for (uint32_t i = 0; i < repeat; i++) {
+#ifdef TVMGEN_DEFAULT_STREAM_INPUT
+        stream_next_row = 0;
+#endif
         board_counter_start();
         int32_t rc = tvmgen_default_run(&in, &out);
         uint64_t t = board_counter_read();
