@@ -20,7 +20,7 @@ from .common import MAX_REDUCTION
 from .config import DepthwiseConfig, GemmConfig
 from .depthwise import DepthwiseTask
 from .gemm import GemmTask, Operand, conv_row
-from .weight_layout import pack_conv
+from .weight_layout import conv_constants, pack_conv
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,14 @@ class Conv2DParams:
 
 
 def conv2d_int8(p: Conv2DParams, weight, bias, mult, shift, config=None, name: str = "conv2d"):
-    """Fast kernel + its constants: ``(PrimFunc(data, w8, w32, table, out), [w8, w32, table])``.
+    """Fast kernel + its constants: ``(PrimFunc(data, w8, [w32,] table, out), [w8, [w32,] table])``
+    (``w32`` only for depthwise).
 
     ``weight`` is HWIO (HWC if depthwise) int8; the constants come out in the layout the
     micro-kernel reads (``weight_layout.pack_conv``). ``config``: GemmConfig (regular conv) or
     DepthwiseConfig; None = the defaults."""
     consts = pack_conv(p, weight, bias, mult, shift)
-    return conv2d_kernel(p, consts[0].size, consts[1].size, config, name), consts
+    return conv2d_kernel(p, config, name), consts
 
 
 def default_config(p: Conv2DParams):
@@ -125,23 +126,26 @@ def conv_rows(p: Conv2DParams, task, y, in_base, out_base):
         conv_row(task, p, row_base, row_ok, out_base + y * (ow * oc), w, ow)
 
 
-def conv2d_kernel(p: Conv2DParams, w8_len: int, w32_len: int, config=None, name: str = "conv2d"):
-    """PrimFunc(data, w8, w32, table, out) for constants laid out by ``weight_layout.pack_conv``."""
+def conv2d_kernel(p: Conv2DParams, config=None, name: str = "conv2d"):
+    """PrimFunc(data, *constants, out) for the constants ``weight_layout.conv_constants(p)`` names,
+    laid out by ``weight_layout.pack_conv``."""
     check_conv(p)
     n, h, w, c = p.in_shape
     _, oh, ow, oc = p.out_shape
+    kh, kw = p.kernel
+    sizes = {"w8": kh * kw * c * (1 if p.depthwise else oc), "w32": (c // 4) * kh * kw * 2, "table": 3 * oc}
+    dtypes = {"w8": "int8", "w32": "int32", "table": "int32"}
     with IRBuilder() as ib:
         with T.prim_func():
             T.func_name(name)
             data = T.arg("data", T.buffer(tuple(p.in_shape), "int8"))
-            w8 = T.arg("w8", T.buffer((w8_len,), "int8"))
-            w32 = T.arg("w32", T.buffer((w32_len,), "int32"))
-            table = T.arg("table", T.buffer((3 * oc,), "int32"))
+            consts = {name: T.arg(name, T.buffer((sizes[name],), dtypes[name])) for name in conv_constants(p)}
             out = T.arg("out", T.buffer(tuple(p.out_shape), "int8"))
             acc = T.alloc_buffer((acc_words(p, config),), "int32")
             x_flat = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
             y_flat = T.decl_buffer((n * oh * ow * oc,), "int8", data=out.data)
-            task = conv_task(p, Operand(x_flat), Operand(w8), Operand(w32), Operand(table), Operand(y_flat),
+            ops = {name: Operand(buf) for name, buf in consts.items()}
+            task = conv_task(p, Operand(x_flat), ops.get("w8"), ops.get("w32"), ops["table"], Operand(y_flat),
                              acc, config)
             if is_pointwise(p):
                 task.pixels(lambda i, s: i * c, lambda i: i * oc, n * h * w)

@@ -35,14 +35,14 @@ class DenseParams:
 
 
 def dense_int8(p: DenseParams, weight, bias, mult, shift, config=None, name: str = "dense"):
-    """Fast kernel + constants: ``(PrimFunc(x, w8, w32, table, out), [w8, w32, table])``;
+    """Fast kernel + constants: ``(PrimFunc(x, w8, table, out), [w8, table])``;
     ``weight`` is (in, out) int8, laid out (out, in) for the GEMM micro-kernel."""
     consts = pack_dense(p, weight, bias, mult, shift)
-    return dense_kernel(p, consts[1].size, config, name), consts
+    return dense_kernel(p, config, name), consts
 
 
-def dense_kernel(p: DenseParams, w32_len: int = 1, config=None, name: str = "dense"):
-    """PrimFunc(x, w8, w32, table, out): one GEMM task, pixels = batch rows."""
+def dense_kernel(p: DenseParams, config=None, name: str = "dense"):
+    """PrimFunc(x, w8, table, out): one GEMM task, pixels = batch rows."""
     if p.in_features > MAX_REDUCTION:
         raise ValueError(f"{p.in_features} inputs could overflow the int32 accumulator")
     config = config or GemmConfig()
@@ -52,10 +52,8 @@ def dense_kernel(p: DenseParams, w32_len: int = 1, config=None, name: str = "den
             T.func_name(name)
             x = T.arg("x", T.buffer((p.batch, k), "int8"))
             w8 = T.arg("w8", T.buffer((k * m,), "int8"))
-            w32 = T.arg("w32", T.buffer((w32_len,), "int32"))
             table = T.arg("table", T.buffer((3 * m,), "int32"))
             out = T.arg("out", T.buffer((p.batch, m), "int8"))
-            del w32  # same signature as the conv kernels; the GEMM needs no int32 weights
             acc = T.alloc_buffer((max(1, config.pixel_block * config.channel_block),), "int32")
             x_flat = T.decl_buffer((p.batch * k,), "int8", data=x.data)
             y_flat = T.decl_buffer((p.batch * m,), "int8", data=out.data)

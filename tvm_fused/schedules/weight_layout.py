@@ -1,6 +1,6 @@
 """Offline constant layouts: what each micro-kernel reads, prepared at compile time.
 
-Every conv-like kernel takes three constants (flash):
+Every conv-like kernel takes those of these constants it reads (flash, ``conv_constants``):
 
 - ``w8``  int8: regular conv OHWI (each output channel's taps contiguous, so 4 taps are
   one word for SXTB16/SMLAD); fully connected (out, in); depthwise HWC (tail channels).
@@ -33,29 +33,39 @@ def pack_depthwise_pairs(w_tc: np.ndarray) -> np.ndarray:
     taps, c = w_tc.shape
     groups = c // 4
     if groups == 0:
-        return np.zeros(1, np.int32)
+        return np.zeros(0, np.int32)
     w = w_tc[:, :groups * 4].astype(np.int64).reshape(taps, groups, 4).transpose(1, 0, 2)
     lo = np.stack([w[..., 0], w[..., 1]], axis=-1) & 0xFFFF
     hi = np.stack([w[..., 2], w[..., 3]], axis=-1)
     return _wrap_i32(lo | (hi << 16)).reshape(-1)
 
 
+def conv_constants(p) -> list[str]:
+    """Which constants a conv kernel takes, in order: only those its micro-kernels read
+    (an unused pointer parameter would be a compiler warning)."""
+    c = p.in_shape[3]
+    if not p.depthwise:
+        return ["w8", "table"]
+    return (["w8"] if c % 4 else []) + (["w32"] if c >= 4 else []) + ["table"]
+
+
 def pack_conv(p, weight, bias, mult, shift) -> list[np.ndarray]:
-    """Conv2DParams + HWIO (HWC if depthwise) int8 weights -> [w8, w32, table]."""
+    """Conv2DParams + HWIO (HWC if depthwise) int8 weights -> the arrays ``conv_constants(p)`` names."""
     weight = np.asarray(weight, np.int8)
     if p.depthwise:
         kh, kw, c = weight.shape
         w_tc = weight.reshape(kh * kw, c)
         sums = w_tc.astype(np.int64).sum(axis=0)
-        return [np.ascontiguousarray(w_tc.reshape(-1)), pack_depthwise_pairs(w_tc),
-                folded_table(bias, sums, p.in_zp, mult, shift)]
+        arrays = {"w8": np.ascontiguousarray(w_tc.reshape(-1)), "w32": pack_depthwise_pairs(w_tc),
+                  "table": folded_table(bias, sums, p.in_zp, mult, shift)}
+        return [arrays[n] for n in conv_constants(p)]
     ohwi = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
     sums = ohwi.astype(np.int64).reshape(ohwi.shape[0], -1).sum(axis=1)
-    return [ohwi.reshape(-1), np.zeros(1, np.int32), folded_table(bias, sums, p.in_zp, mult, shift)]
+    return [ohwi.reshape(-1), folded_table(bias, sums, p.in_zp, mult, shift)]
 
 
 def pack_dense(p, weight, bias, mult, shift) -> list[np.ndarray]:
-    """DenseParams + (in, out) int8 weights -> [w8 (out, in), w32 (unused), table]."""
+    """DenseParams + (in, out) int8 weights -> [w8 (out, in), table]."""
     w_oi = np.ascontiguousarray(np.asarray(weight, np.int8).T)
     sums = w_oi.astype(np.int64).sum(axis=1)
-    return [w_oi.reshape(-1), np.zeros(1, np.int32), folded_table(bias, sums, p.in_zp, mult, shift)]
+    return [w_oi.reshape(-1), folded_table(bias, sums, p.in_zp, mult, shift)]

@@ -41,7 +41,7 @@ def conv2d(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(conv2d, (x_nhwc, w8, w32, table), R.Tensor((1, H, W, C), "int8"))
+        y = R.call_tir(conv2d, (x_nhwc, w8, table), R.Tensor((1, H, W, C), "int8"))  # depthwise: [w8,] w32, table
 
     with the constants laid out for the micro-kernel (``schedules/weight_layout.py``): OHWI (HWC and
     channel pairs if depthwise) weights, table = [bias - z_in * sum(w), M, shift] per channel.

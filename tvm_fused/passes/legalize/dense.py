@@ -36,7 +36,7 @@ def dense(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(dense, (x, W_t, w32, table), R.Tensor((batch, M), "int8"))   # ONNX
+        y = R.call_tir(dense, (x, W_t, table), R.Tensor((batch, M), "int8"))   # ONNX
 
     (ONNX: constants laid out for the GEMM micro-kernel, ``schedules/weight_layout.py``.)
     """
