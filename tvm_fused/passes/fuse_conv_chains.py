@@ -27,9 +27,9 @@ def _chain_layers(calls):
             layers.append(ChainLayer("add", c.params, [tensor_id[a] for a in c.arg_names]))
         else:
             # the kernel's constants, already in its micro-kernel layout (schedules/weight_layout.py)
-            *weights, table = [_const(a) for a in c.call.args[1].fields[1:]]  # int8 w8 and/or int32 w32
-            w8 = next((a for a in weights if a.dtype == np.int8), np.zeros(0, np.int8))
-            w32 = next((a for a in weights if a.dtype == np.int32), np.zeros(0, np.int32))
+            *own, table = [_const(a) for a in c.call.args[1].fields[1:]]  # int8 w8 and/or int32 w32
+            w8 = next((a for a in own if a.dtype == np.int8), np.zeros(0, np.int8))
+            w32 = next((a for a in own if a.dtype == np.int32), np.zeros(0, np.int32))
             layers.append(ChainLayer("conv", c.params, [tensor_id[c.arg_names[0]]], w_len, t_len + w32.size,
                                      wide_offset=t_len))
             weights.append(w8.reshape(-1).astype(np.int8))
