@@ -19,7 +19,7 @@ from tvm_fused.schedules.fixed_point import multiply_by_quantized_multiplier
 
 GCC = shutil.which("gcc")
 # few examples, no shrinking: each one builds with LLVM and gcc (about 2 s); CI runs vary the seed
-SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck),
+SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck),
                     phases=[Phase.explicit, Phase.generate])
 
 
@@ -50,7 +50,8 @@ def _c_literal(a):
 
 def run_c(func, args, out_shape, tmp_path):
     """Compile one kernel + a main holding its arguments, run it, return the int8 output."""
-    src = lower_to_c({"k": func})
+    preamble, functions = lower_to_c({"k": func})
+    src = "\n".join(["#include <stdint.h>", *preamble, functions["k"]])
     if dsp.uses_header(src):
         (tmp_path / dsp.HEADER_NAME).write_text(dsp.HEADER)
     ctype = {"int8": "int8_t", "int32": "int32_t"}

@@ -248,9 +248,8 @@ static inline int32_t tvmf_requantize(int32_t acc, int32_t mult, int32_t shift) 
     int32_t sign = (int32_t)(uint32_t)((uint64_t)p >> 32) >> 31;
     int32_t k = (int32_t)(0x40000000u | ((uint32_t)sign & 0x80000000u));
     uint64_t y = (uint64_t)p + (uint64_t)(int64_t)k;
-    /* |p| < 2^62, so the high word is below 2^30 in magnitude and the sum cannot overflow */
-    int32_t hi = (int32_t)(uint32_t)(y >> 32) + (int32_t)(1u << (e - 2));
-    return hi >> (e - 1);
+    /* + 2^(30+e) then >> (31+e) == floor((floor(y / 2^(30+e)) + 1) / 2): two 32-bit shifts */
+    return (((int32_t)(uint32_t)(y >> 32) >> (e - 2)) + 1) >> 1;
   }
   if (shift == 0) return (int32_t)((p + ((int64_t)1 << 30)) >> 31);
   if (shift == -1) {
