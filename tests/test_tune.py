@@ -207,3 +207,58 @@ def test_tune_on_qemu_resumes(tmp_path, monkeypatch):
     assert len(set(costs)) > 1  # configs change the instruction count
     monkeypatch.setattr(tuner, "measure_batch", lambda *a, **k: pytest.fail("re-measured on resume"))
     tuner.tune("unused", "qemu-mps2-an500", 3, log, tasks=[task], out=open("/dev/null", "w"))
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_tune_through_rpc_tracker_with_two_qemu_servers(tmp_path):
+    """Loopback: a TVM RPC tracker, two rpc-servers (QEMU) under one key, tune spreads over both."""
+    import subprocess
+    import sys
+    import time
+
+    from tvm import rpc
+
+    from tvm_fused.micro.launcher import free_loopback_port
+    from tvm_fused.tune import rpc as tune_rpc
+
+    port = free_loopback_port()
+    tracker = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
+                                "--port", str(port), "--port-end", str(port + 1), "--silent"])
+    servers = []
+    try:
+        for _ in range(50):  # wait for the tracker
+            try:
+                rpc.connect_tracker("127.0.0.1", port).summary()
+                break
+            except Exception:  # noqa: BLE001
+                time.sleep(0.2)
+        servers = [tune_rpc.start_server(("127.0.0.1", port), "m7", "qemu-mps2-an500", port=free_loopback_port())
+                   for _ in range(2)]
+        for _ in range(50):
+            if tune_rpc.TrackerRunner(("127.0.0.1", port), "m7").servers == 2:
+                break
+            time.sleep(0.2)
+        runner = tune_rpc.TrackerRunner(("127.0.0.1", port), "m7")
+        assert runner.servers == 2
+        task = _conv_task(6, 6, 8, 12)
+        db = tuner.tune("unused", "qemu-mps2-an500", 4, tmp_path / "t.json", parallel=2, remote=runner,
+                        tasks=[task], out=open("/dev/null", "w"))
+        assert [r.error for r in db.records] == [None] * 4
+        assert all(isinstance(r.cost, int) and r.cost > 0 for r in db.records)
+        # the same numbers as a local QEMU (exact instruction counts)
+        from tvm_fused.tune.runner import measure_batch
+
+        first = db.records[0]
+        local = measure_batch([(task, space(task)[0])], "qemu-mps2-an500")[0]
+        assert first.config == config_dict(space(task)[0]) and local.cost == first.cost
+    finally:
+        import psutil
+
+        for s in servers:
+            s.terminate()
+        children = psutil.Process(tracker.pid).children(recursive=True)  # its popen worker
+        tracker.kill()
+        tracker.wait()
+        for c in children:
+            c.kill()
