@@ -18,6 +18,9 @@ setup(
         "pyelftools",
         "pyserial",
         "matplotlib",
+        "tornado",  # TVM's RPC tracker (tvm-fused tune --tracker, rpc-server)
+        "cloudpickle",
+        "psutil",  # tvm.rpc.Server.terminate kills its children with it  # TVM's RPC tracker and server start their process with it
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["tvm-fused=tvm_fused.cli:main"]},

@@ -3,6 +3,7 @@
     python benchmarks/kernels.py                                   # the fixture, --fuse none and auto
     python benchmarks/kernels.py tests/fixtures/mbv2_035_96.tflite --zoo mbv2-1.0-96 --fuse none
     python benchmarks/kernels.py --gemm 2x4x4 --depthwise 1        # another default schedule
+    python benchmarks/kernels.py --fuse none --tuning-log t.json     # after `tvm-fused tune ... -o t.json`
 
 Prints one row per (model, fuse) and writes benchmarks/results/kernels.json. QEMU
 (mps2-an500, -icount) counts executed instructions exactly; these are not cycles.
@@ -60,6 +61,7 @@ def main(argv=None):
     ap.add_argument("--board", default="qemu-mps2-an500")
     ap.add_argument("--gemm", help="GemmConfig default as PBxCBxUW, e.g. 2x4x4")
     ap.add_argument("--depthwise", help="DepthwiseConfig default unroll_groups")
+    ap.add_argument("--tuning-log", default=None, help="a `tvm-fused tune` log to apply (rows marked tuned)")
     ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "kernels.json"))
     args = ap.parse_args(argv)
 
@@ -74,13 +76,13 @@ def main(argv=None):
         for fuse in args.fuse:
             t0 = time.time()
             cm = tvm_fused.compile(str(path), board=args.board, fuse=int(fuse) if fuse.isdigit() else fuse,
-                                   progress=False)
+                                   progress=False, tuning_log=args.tuning_log)
             x = cm.random_input(0)
             run = _run(cm, x, args.board)
             insns = int(run.measurement["instructions"])
             macs = int(cm.report["macs"])
             name = path.stem
-            row = {"model": name, "fuse": fuse, "instructions": insns, "macs": macs,
+            row = {"model": name, "fuse": fuse, "tuning_log": args.tuning_log, "instructions": insns, "macs": macs,
                    "instructions_per_mac": round(insns / macs, 3), "arena_bytes": cm.report["arena_bytes"],
                    "matches_reference": bool(np.array_equal(np.asarray(run.output).reshape(-1),
                                                             cm.reference(x).reshape(-1))),

@@ -62,6 +62,8 @@ def _add_model_args(p):
                    help="the input arrives row by row through tvmgen_default_read_input_rows(); the frame "
                         "never sits in RAM (needs --fuse auto or N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--tuning-log", default=None,
+                   help="a `tvm-fused tune` log: each kernel takes its task's best measured schedule")
 
 
 def _resolve_model(text: str):
@@ -75,7 +77,8 @@ def cmd_compile(args) -> int:
     model, name = _resolve_model(args.model)
     cm = compile_model(model, board=args.board or "host", fuse=args.fuse, ram_budget=args.ram_budget,
                        name=name, progress=not args.quiet, latency_budget=args.latency_budget,
-                       fuse_objective=args.fuse_objective, stream_input=args.stream_input)
+                       fuse_objective=args.fuse_objective, stream_input=args.stream_input,
+                       tuning_log=_tuning_log(args))
     out = cm.export(args.output, force=args.force)
     r = cm.report
     print(f"{r['model']}: {len(r['ops'])} ops, {r['macs']:,} MACs")
@@ -86,6 +89,15 @@ def cmd_compile(args) -> int:
     print(f"  compile_seconds        {r['compile_seconds']:>12}")
     print(f"wrote {out}/model (C library), {out}/report.json")
     return 0
+
+
+def _tuning_log(args):
+    """The --tuning-log Database (loaded now: a bad path fails before any work), or None."""
+    if getattr(args, "tuning_log", None) is None:
+        return None
+    from .tune import Database
+
+    return Database.load(args.tuning_log)
 
 
 def cmd_plan(args) -> int:
@@ -203,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     micro_cli.add_commands(add_parser, _add_model_args, _resolve_model)
+    from .tune import cli as tune_cli
+
+    tune_cli.add_commands(add_parser, _resolve_model)
     demo.add_parser(add_parser, _resolve_model)
     return parser
 

@@ -129,7 +129,7 @@ class CompiledModel:
 def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str | None = None,
             progress: bool = True, codegen: bool = True,
             latency_budget: float | None = None, fuse_objective: str = "arena",
-            stream_input: bool = False) -> CompiledModel:  # noqa: A001 (as tvm.compile)
+            stream_input: bool = False, tuning_log=None) -> CompiledModel:  # noqa: A001 (as tvm.compile)
     """Compile an int8 model (.onnx QDQ / .tflite path, ``onnx.ModelProto`` or TFLite bytes) to C.
 
     ``fuse``: "none", "auto" (chains that lower the arena peak, optionally within
@@ -138,7 +138,21 @@ def compile(model, board: str = "host", fuse="none", ram_budget=None, name: str 
     result has a report but no C library and cannot be exported. ``stream_input``: the
     first fused chain pulls input rows through ``tvmgen_default_read_input_rows`` (declared
     in ``tvmgen_default.h``), so the frame never sits in the arena (needs fuse != "none").
+    ``tuning_log``: a ``tvm-fused tune`` log (path or ``tune.Database``); each kernel takes the
+    best measured config of its task (docs/tuning.md); None = the default schedules.
     """
+    from .tune import apply_log
+
+    with apply_log(tuning_log) as db:
+        cm = _compile(model, board, fuse, ram_budget, name, progress, codegen, latency_budget, fuse_objective,
+                      stream_input)
+    if db is not None:
+        cm.report["tuning_log"] = {"path": str(db.path), "tasks_tuned": len(db.best_configs())}
+    return cm
+
+
+def _compile(model, board, fuse, ram_budget, name, progress, codegen, latency_budget, fuse_objective,
+             stream_input) -> CompiledModel:
     from . import frontend, validate
     from .backend import generate_c
     from .passes.boundary import pass_done_hook

@@ -180,7 +180,8 @@ def _run(args, resolve_model, board, x, project_dir) -> int:
         compiled = compile_model(model, board=board, fuse=args.fuse, ram_budget=args.ram_budget, name=name,
                                  progress=not args.quiet, latency_budget=args.latency_budget,
                                  fuse_objective=args.fuse_objective,
-                                 stream_input=getattr(args, "stream_input", False))
+                                 stream_input=getattr(args, "stream_input", False),
+                                 tuning_log=getattr(args, "tuning_log", None))
         source, io = compiled, compiled.io
     xs = None
     if x is not None:

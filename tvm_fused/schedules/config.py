@@ -7,6 +7,8 @@ point of the space is bit-exact with every other.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+import contextvars
 from dataclasses import dataclass, fields
 import itertools
 
@@ -51,3 +53,24 @@ def candidates(config_cls):
     names = [f.name for f in fields(config_cls)]
     for values in itertools.product(*(space[n] for n in names)):
         yield config_cls(**dict(zip(names, values)))
+
+
+# The active tuning (tvm_fused.tune): a callable ``params -> config or None`` consulted by each
+# kernel built without an explicit config (unfused kernels and fused row kernels alike).
+_CHOOSER = contextvars.ContextVar("tvm_fused_schedule_chooser", default=None)
+
+
+def chosen(params):
+    """The config the active tuning picks for a kernel's params (Conv2DParams, DenseParams), or None."""
+    chooser = _CHOOSER.get()
+    return chooser(params) if chooser is not None else None
+
+
+@contextmanager
+def use_configs(chooser):
+    """Within this block, kernels without an explicit config take ``chooser(params)`` (None = default)."""
+    token = _CHOOSER.set(chooser)
+    try:
+        yield
+    finally:
+        _CHOOSER.reset(token)

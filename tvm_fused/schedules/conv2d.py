@@ -17,7 +17,7 @@ from tvm.tirx.script.builder import ir as T
 
 from . import dsp
 from .common import MAX_REDUCTION
-from .config import DepthwiseConfig, GemmConfig
+from .config import DepthwiseConfig, GemmConfig, chosen
 from .depthwise import DepthwiseTask
 from .gemm import GemmTask, Operand, conv_row
 from .weight_layout import conv_constants, pack_conv
@@ -72,7 +72,7 @@ def conv2d_int8(p: Conv2DParams, weight, bias, mult, shift, config=None, name: s
 
 
 def default_config(p: Conv2DParams):
-    return DepthwiseConfig() if p.depthwise else GemmConfig()
+    return chosen(p) or (DepthwiseConfig() if p.depthwise else GemmConfig())
 
 
 def check_conv(p: Conv2DParams):

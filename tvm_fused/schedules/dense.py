@@ -12,7 +12,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.tirx.script.builder import ir as T
 
 from .common import MAX_REDUCTION
-from .config import GemmConfig
+from .config import GemmConfig, chosen
 from .gemm import GemmTask, Operand
 from .weight_layout import pack_dense
 
@@ -45,7 +45,7 @@ def dense_kernel(p: DenseParams, config=None, name: str = "dense"):
     """PrimFunc(x, w8, table, out): one GEMM task, pixels = batch rows."""
     if p.in_features > MAX_REDUCTION:
         raise ValueError(f"{p.in_features} inputs could overflow the int32 accumulator")
-    config = config or GemmConfig()
+    config = config or chosen(p) or GemmConfig()
     k, m = p.in_features, p.out_features
     with IRBuilder() as ib:
         with T.prim_func():
