@@ -1,4 +1,5 @@
 """The one registry of supported operators: rules fill it; the frontend, legalizer and docs read it."""
+import inspect
 from pathlib import Path
 
 import onnx
@@ -33,6 +34,40 @@ def test_rules_are_found_by_relax_op_and_declare_their_source_ops():
     assert conv.bias and "CONV_2D" in conv.tflite and "Conv" in conv.onnx
     assert "relax.nn.conv2d" in ops.relax_ops()
     assert legalize.get_rule("relax.astype", "int8") is not None
+
+
+def _literal_block(lines, header):
+    """The non-blank lines of the ``header`` literal block (indented deeper than the header)."""
+    for i, line in enumerate(lines):
+        if line.strip() == header:
+            indent = len(line) - len(line.lstrip())
+            block = []
+            for body in lines[i + 1:]:
+                if body.strip() and len(body) - len(body.lstrip()) <= indent:
+                    break
+                if body.strip():
+                    block.append(body.strip())
+            return block
+    return []
+
+
+def test_every_rule_docstring_has_its_formula_and_a_before_after_example():
+    """Issue 11: each rule documents the exact integer formula and a ``Before::`` / ``After::`` example."""
+    missing = []
+    for rule in {r.lower: r for r in legalize.rules()}.values():
+        doc = inspect.getdoc(rule.lower) or ""
+        lines = doc.splitlines()
+        head = doc.split("Before::")[0]
+        before, after = _literal_block(lines, "Before::"), _literal_block(lines, "After::")
+        problems = [what for what, ok in (
+            ("formula (a line with ' = ' before Before::)", any(" = " in line for line in head.splitlines())),
+            ("Before:: block with the imported Relax", any("R." in line for line in before)),
+            ("After:: block with what the rule emits", any("=" in line for line in after)),
+            ("Before:: before After::", "Before::" in doc and doc.index("Before::") < doc.find("After::")),
+        ) if not ok]
+        if problems:
+            missing.append(f"{rule.module}.{rule.name}: {', '.join(problems)}")
+    assert not missing, "rule docstrings incomplete:\n" + "\n".join(missing)
 
 
 def test_a_second_rule_for_the_same_op_is_refused():

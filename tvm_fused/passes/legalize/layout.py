@@ -163,7 +163,9 @@ def _transpose(ctx, call, data: QTensor) -> QTensor:
 def transpose_int8_rule(ctx, m: Match) -> QTensor | None:
     """TFLite TRANSPOSE on the int8 tensor (``reference_ops::Transpose``)::
 
-        y[i_0, ..., i_n] = x[j]  with  j[perm[k]] = i_k
+        y[i_0, ..., i_n] = x[i_{q_0}, ..., i_{q_n}]   q = inverse(perm),  i.e. y.shape[k] = x.shape[perm[k]]
+
+    (same int8 values and quantization).
 
     Before::
 
@@ -181,7 +183,10 @@ def transpose_int8_rule(ctx, m: Match) -> QTensor | None:
 def transpose(ctx, m: Match) -> QTensor:
     """``quantize(permute_dims(dequantize(x)))`` -> a transpose (requantized if needed)::
 
-        y[i_0, ..., i_n] = x[j]  with  j[perm[k]] = i_k
+        y[i_0, ..., i_n] = x[i_{q_0}, ..., i_{q_n}]   q = inverse(perm)          (same quantization)
+        y = clamp(MBQM(x[...] - x_zp, M, s) + y_zp)   otherwise, M * 2^s = x_scale / y_scale
+
+    mapped onto the stored NHWC order; if the stored bytes already are the result, no kernel.
 
     Before::
 
@@ -218,7 +223,10 @@ def _slice(ctx, m: Match, data: QTensor) -> QTensor:
 def strided_slice_int8(ctx, m: Match) -> QTensor | None:
     """TFLite STRIDED_SLICE / SLICE on the int8 tensor (masks resolved by TVM's importer)::
 
-        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n]
+        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n],   0 <= i_k < len(range(d_k)[b_k:e_k:s_k])
+
+    with numpy's ``x[b:e:s]`` semantics per axis (negative bounds count from the end, ``b_k``
+    normalised to the first index taken; ``schedules.layout.SliceParams.from_bounds``).
 
     Before::
 
@@ -236,7 +244,8 @@ def strided_slice_int8(ctx, m: Match) -> QTensor | None:
 def strided_slice(ctx, m: Match) -> QTensor:
     """``quantize(strided_slice(dequantize(x)))`` -> a strided slice (requantized if needed)::
 
-        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n]
+        y[i_0, ..., i_n] = x[b_0 + i_0 * s_0, ..., b_n + i_n * s_n]          (same quantization)
+        y = clamp(MBQM(x[...] - x_zp, M, s) + y_zp)   otherwise, M * 2^s = x_scale / y_scale
 
     Before::
 
@@ -271,7 +280,8 @@ def split_int8(ctx, m: Match) -> QTensor | None:
     """TFLite SPLIT / SPLIT_V: each used output is one slice kernel (``Match.index``); the split
     binding itself returns None::
 
-        y_k[..., i, ...] = x[..., start_k + i, ...]   along the split axis
+        y_k[..., i, ...] = x[..., start_k + i, ...]   along the split axis, 0 <= i < end_k - start_k
+        start_k = k * D // n   (n equal sections of the axis extent D)  or  the given indices
 
     Before::
 
@@ -291,7 +301,8 @@ def split_int8(ctx, m: Match) -> QTensor | None:
 def split(ctx, m: Match) -> QTensor:
     """``quantize(split(dequantize(x))[i])`` -> the i-th part as a slice kernel (requantized if needed)::
 
-        y[..., j, ...] = x[..., start_i + j, ...]   along the split axis
+        y[..., j, ...] = x[..., start_i + j, ...]   along the split axis         (same quantization)
+        y = clamp(MBQM(x[...] - x_zp, M, s) + y_zp)   otherwise, M * 2^s = x_scale / y_scale
 
     Before::
 
@@ -327,13 +338,22 @@ def _resize(ctx, m: Match, data: QTensor) -> QTensor:
                tflite={"RESIZE_NEAREST_NEIGHBOR": "constant size; align_corners / half_pixel_centers as TFLite"})
 def resize_nearest_int8_rule(ctx, m: Match) -> QTensor | None:
     """TFLite RESIZE_NEAREST_NEIGHBOR on the int8 tensor, with TFLite's ``GetNearestNeighbor`` maps
-    (``schedules.layout.tflite_nearest_index``, float32 as the kernel computes them)::
+    (``schedules.layout.tflite_nearest_index``, float32 as the kernel computes them, fixed at
+    compile time; TVM's importer gives align_corners as coordinate mode "align_corners",
+    half_pixel_centers as "half_pixel", neither as "asymmetric")::
 
         y[n, i, j, c] = x[n, rows[i], cols[j], c]
+        rows[i] = min(r((i + off) * scale), H - 1)   (cols: the same over W, W')
+        scale   = float32(H - 1) / float32(H' - 1) if align_corners and H' > 1 else float32(H) / float32(H')
+        r       = round_half_away if align_corners else floor,   off = 0.5 if half_pixel_centers else 0
+        rows[i] = max(rows[i], 0) if half_pixel_centers
+
+    e.g. H = 8 -> H' = 16, neither flag: scale = 0.5, rows = [0, 0, 1, 1, ..., 7, 7].
 
     Before::
 
-        y = R.image.resize2d(x, R.shape([16, 16]), layout="NHWC", method="nearest_neighbor")    # x: int8
+        y = R.image.resize2d(x, R.shape([16, 16]), layout="NHWC", method="nearest_neighbor",
+                             coordinate_transformation_mode="asymmetric")       # x: int8 (1, 8, 8, C)
 
     After::
 
@@ -349,7 +369,13 @@ def resize_nearest_int8_rule(ctx, m: Match) -> QTensor | None:
 def resize_nearest(ctx, m: Match) -> QTensor:
     """``quantize(resize2d(dequantize(x), method="nearest_neighbor"))`` -> index-map copy (requantized if needed)::
 
-        y[n, i, j, c] = x[n, rows[i], cols[j], c]     rows/cols: ONNX coordinate transform + nearest_mode
+        y[n, i, j, c] = x[n, rows[i], cols[j], c]     (then requantize_to y's quantization)
+        rows[i] = clip(nearest_mode(x_src(i)), 0, H - 1)      (cols: the same over W, W'), float32
+        x_src(i) = i / sc                          asymmetric,       sc = float32(H') / float32(H)
+                 = (i + 0.5) / sc - 0.5            half_pixel (pytorch_half_pixel: 0 if H' == 1)
+                 = i * (H - 1) / (H' - 1)          align_corners (0 if H' == 1)
+                 = (i + 0.5) / sc                  tf_half_pixel_for_nn
+        nearest_mode: round_prefer_floor (default) / round_prefer_ceil (ties to floor / ceil), floor, ceil
 
     Before::
 

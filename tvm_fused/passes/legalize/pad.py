@@ -43,7 +43,11 @@ def _pad(ctx, m: Match, data: QTensor) -> QTensor:
 def pad_int8_rule(ctx, m: Match) -> QTensor | None:
     """TFLite PAD / PADV2 on the int8 tensor (``reference_ops::Pad``)::
 
-        y[i] = x[i - before] inside, pad_value (int8; the zero point for PAD) outside
+        y[i_0, ..., i_n] = x[i_0 - b_0, ..., i_n - b_n]   if 0 <= i_k - b_k < d_k for every k
+                         = q                              otherwise,   q = round(pad_value) in [-128, 127]
+
+    (``b_k`` the pad before axis k, ``d_k`` x's extent; q = x_zp for PAD, PADV2's int8 constant
+    otherwise; same quantization in and out).
 
     A spatial pad with the zero point remembers its source (``QTensor.padded_from``): a conv
     reading it adds the pads to its own padding and the pad kernel becomes dead code.

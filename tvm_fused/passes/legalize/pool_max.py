@@ -29,7 +29,11 @@ def _max_pool(ctx, call, data: QTensor, act) -> QTensor:
 def max_pool2d_int8(ctx, m: Match) -> QTensor | None:
     """TFLite's int8 MAX_POOL_2D, applied to the int8 tensor (``reference_integer_ops::MaxPool``)::
 
-        y[n, y, x, c] = clamp(max over the window's taps inside the input of x[n, iy, ix, c], act_min, act_max)
+        y[n, oy, ox, c] = clamp(max_{kh, kw} x[n, oy * sh + kh - pad_top, ox * sw + kw - pad_left, c],
+                                act_min, act_max)
+
+    the max over the taps inside the input only (padded taps skipped; -128 is max's identity),
+    ``act_min/act_max`` from a fused RELU/RELU6 (else -128, 127); no rescale (same quantization).
 
     Before::
 
@@ -51,8 +55,10 @@ def max_pool2d(ctx, m: Match) -> QTensor:
     """``quantize(max_pool2d(dequantize(x)))``: the max pool at x's quantization (max commutes with
     the monotone requantization), then a requantize if the output's differs (see ``layout.requantize_to``)::
 
-        y = max over the window's taps inside x          (same quantization)
-        y = clamp(MBQM(max(...) - x_zp, M, s) + y_zp)    otherwise, M * 2^s = x_scale / y_scale
+        m[n, oy, ox, c] = max_{kh, kw} x[n, oy * sh + kh - pad_top, ox * sw + kw - pad_left, c]
+                          (taps inside the input only)
+        y = m                                            (same quantization)
+        y = clamp(MBQM(m - x_zp, M, s) + y_zp, act_min, act_max)    otherwise, M * 2^s = x_scale / y_scale
 
     Before::
 

@@ -13,7 +13,9 @@ from .requantize import emit_requantize
 def reshape_int8(ctx, m: Match) -> QTensor | None:
     """TFLite RESHAPE / SQUEEZE / EXPAND_DIMS on the int8 tensor: a row-major copy (same quantization)::
 
-        y.flat[i] = x.flat[i]
+        y.flat[i] = clamp(x.flat[i], act_min, act_max)     (row-major; -128, 127 unless a clip is folded)
+
+    (``requantize.emit_requantize`` with x's scale and zero point: a plain copy, kind ``reshape``, unless a folded clip narrows the range).
 
     Before::
 
