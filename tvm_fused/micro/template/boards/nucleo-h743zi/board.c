@@ -4,7 +4,7 @@
 #include "board.h"
 #include "cm7.h"
 #include "rpc_protocol.h"
-#include "stm32_usart3.h"
+#include "stm32_nucleo.h"
 
 #define HCLK_HZ 64000000u
 #define RCC_BASE 0x58024400u
@@ -12,8 +12,6 @@
 #define RCC_AHB4ENR REG32(RCC_BASE + 0xE0u)
 #define RCC_APB1LENR REG32(RCC_BASE + 0xE8u)
 #define GPIOD_BASE 0x58020C00u
-#define GPIOD_MODER REG32(GPIOD_BASE + 0x00u)
-#define GPIOD_AFRH REG32(GPIOD_BASE + 0x24u)
 
 const char board_name[] = "nucleo-h743zi";
 const uint32_t board_counter_hz = HCLK_HZ;
@@ -26,16 +24,5 @@ void board_init(void)
     RCC_AHB4ENR |= (1u << 3);   /* GPIODEN */
     RCC_APB1LENR |= (1u << 18); /* USART3EN; kernel clock = pclk1 = 64 MHz */
     (void)RCC_APB1LENR;
-    GPIOD_MODER = (GPIOD_MODER & ~(0xFu << 16)) | (0xAu << 16);
-    GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;
-    stm32_usart3_init(HCLK_HZ);
-    cache_enable();
-    systick_init();
-    dwt_init();
+    stm32_nucleo_init(GPIOD_BASE, HCLK_HZ);
 }
-
-int board_uart_getc(void) { return stm32_usart3_getc(); }
-void board_uart_putc(uint8_t c) { stm32_usart3_putc(c); }
-
-void board_counter_start(void) { DWT_CYCCNT = 0; }
-uint64_t board_counter_read(void) { return DWT_CYCCNT; }
