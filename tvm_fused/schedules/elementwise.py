@@ -1,4 +1,4 @@
-"""int8 elementwise kernels: residual add, requantize (reshape/copy), pad.
+"""int8 elementwise kernels: residual add, requantize (reshape/copy).
 
 Add follows TFLite's ``reference_integer_ops::Add`` (Prepare in ``add.cc``):
 both inputs are shifted left by 20 bits, scaled to twice the larger input scale,
@@ -142,33 +142,3 @@ def _load_flat(buf, shape, flat):
         idx.append(tirx.floormod(flat, d))
         flat = tirx.floordiv(flat, d)
     return buf[tuple(reversed(idx))]
-
-
-@dataclass(frozen=True)
-class PadParams:
-    """Spatial zero padding of an NHWC int8 tensor; 'zero' is the zero point."""
-
-    in_shape: tuple
-    padding: tuple  # (top, left, bottom, right)
-    pad_value: int
-
-    @property
-    def out_shape(self):
-        n, h, w, c = self.in_shape
-        t, l, b, r = self.padding
-        return (n, h + t + b, w + l + r, c)
-
-
-def pad_int8(p: PadParams, name: str = "pad"):
-    """PrimFunc(x, out)."""
-    n, h, w, c = p.in_shape
-    t, l, _, _ = p.padding
-    x = te.placeholder(p.in_shape, "int8", name="x")
-
-    def body(b, y, xx, ch):
-        iy, ix = y - t, xx - l
-        inside = tirx.all(iy >= 0, iy < h, ix >= 0, ix < w)
-        return tirx.if_then_else(inside, x[b, iy, ix, ch], tirx.const(p.pad_value, "int8"))
-
-    out = te.compute(p.out_shape, body, name="out")
-    return finish_prim_func(te.create_prim_func([x, out]), name)

@@ -54,15 +54,20 @@ def _divide_round_half_away(acc, count):
     return tirx.Let(total, acc, body)
 
 
+def window_input(p):
+    """A pool's int8 input placeholder ``x`` and its window reduce axes ``ry``, ``rx``."""
+    kh, kw = p.kernel
+    x = te.placeholder(p.in_shape, "int8", name="x")
+    return x, te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
+
+
 def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     """PrimFunc(x, out); ``flatten`` gives a global pool an (N, C) output."""
     n, h, w, c = p.in_shape
     kh, kw = p.kernel
     sh, sw = p.strides
     pt, pl, _, _ = p.padding
-    x = te.placeholder(p.in_shape, "int8", name="x")
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    x, ry, rx = window_input(p)
     centre = 0 if p.same_quantization and not p.tflite_mean else p.in_zp
 
     def inside(y, xx):

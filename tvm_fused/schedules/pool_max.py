@@ -17,6 +17,7 @@ from tvm import te, tirx
 
 from .common import finish_prim_func
 from .conv2d import Conv2DParams
+from .pool import window_input
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,7 @@ def max_pool_int8(p: MaxPoolParams, name: str = "max_pool"):
     kh, kw = p.kernel
     sh, sw = p.strides
     pt, pl, _, _ = p.padding
-    x = te.placeholder(p.in_shape, "int8", name="x")
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    x, ry, rx = window_input(p)
     lowest = tirx.const(-128, "int8")
 
     def tap(b, y, xx, ch):

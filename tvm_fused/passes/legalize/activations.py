@@ -31,6 +31,15 @@ def emit_table(ctx, m: Match, data: QTensor, table: np.ndarray, op: str) -> QTen
                     out.zero_point, data.src_layout, p, macs=0)
 
 
+def emit_source_table(ctx, m: Match, data: QTensor, op: str, tflite_table, float_fn) -> QTensor:
+    """The lookup kernel with TFLite's table ``tflite_table(s_in, z_in, s_out, z_out)`` for a
+    TFLite model, else the QDQ float table of ``float_fn`` (ONNX)."""
+    out = m.out
+    q = (data.scale, data.zero_point, out.scale, out.zero_point)
+    table = tflite_table(*q) if ctx.source_format == "tflite" else lut.qdq_float_table(float_fn, *q)
+    return emit_table(ctx, m, data, table, op)
+
+
 def _check_tflite_output_scale(m: Match, op: str, scale: float):
     """TFLite's Prepare refuses other output scales (``TF_LITE_ENSURE(scale == 1. / 256)``)."""
     if not math.isclose(m.out.scale, scale, rel_tol=1e-6):
@@ -60,14 +69,10 @@ def sigmoid(ctx, m: Match) -> QTensor:
         y = R.call_tir(logistic, (x, table), R.Tensor(x.shape, "int8"))
     """
     data = ctx.input(m.call.args[0], "sigmoid")
-    out = m.out
     if ctx.source_format == "tflite":
         _check_tflite_output_scale(m, "LOGISTIC", 1 / 256)
-        table = lut.logistic_table(data.scale, data.zero_point, out.scale, out.zero_point)
-    else:
-        table = lut.qdq_float_table(lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)),
-                                    data.scale, data.zero_point, out.scale, out.zero_point)
-    return emit_table(ctx, m, data, table, "logistic")
+    return emit_source_table(ctx, m, data, "logistic", lut.logistic_table,
+                             lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)))
 
 
 @register_rule(
@@ -91,12 +96,7 @@ def tanh(ctx, m: Match) -> QTensor:
         y = R.call_tir(tanh, (x, table), R.Tensor(x.shape, "int8"))
     """
     data = ctx.input(m.call.args[0], "tanh")
-    out = m.out
-    if ctx.source_format == "tflite":
-        table = lut.tanh_table(data.scale, data.zero_point, out.scale, out.zero_point)
-    else:
-        table = lut.qdq_float_table(np.tanh, data.scale, data.zero_point, out.scale, out.zero_point)
-    return emit_table(ctx, m, data, table, "tanh")
+    return emit_source_table(ctx, m, data, "tanh", lut.tanh_table, np.tanh)
 
 
 @register_rule(
@@ -122,15 +122,10 @@ def leaky_relu(ctx, m: Match) -> QTensor:
         y = R.call_tir(leaky_relu, (x, table), R.Tensor(x.shape, "int8"))
     """
     data = ctx.input(m.call.args[0], "leaky_relu")
-    out = m.out
     alpha = float(m.call.attrs.alpha)
-    if ctx.source_format == "tflite":
-        table = lut.leaky_relu_table(data.scale, data.zero_point, out.scale, out.zero_point, alpha)
-    else:
-        a = np.float32(alpha)
-        table = lut.qdq_float_table(lambda x: np.where(x >= 0, x, a * x), data.scale, data.zero_point,
-                                    out.scale, out.zero_point)
-    return emit_table(ctx, m, data, table, "leaky_relu")
+    a = np.float32(alpha)
+    return emit_source_table(ctx, m, data, "leaky_relu", lambda *q: lut.leaky_relu_table(*q, alpha),
+                             lambda x: np.where(x >= 0, x, a * x))
 
 
 # ---- HARD_SWISH: the frontends decompose it into float ops; we recognise the pattern

@@ -4,24 +4,13 @@
 #include "board.h"
 #include "cm7.h"
 #include "rpc_protocol.h"
+#include "stm32_nucleo.h"
 
 #define HCLK_HZ 16000000u
 #define RCC_BASE 0x40023800u
 #define RCC_AHB1ENR REG32(RCC_BASE + 0x30u)
 #define RCC_APB1ENR REG32(RCC_BASE + 0x40u)
 #define GPIOD_BASE 0x40020C00u
-#define GPIOD_MODER REG32(GPIOD_BASE + 0x00u)
-#define GPIOD_AFRH REG32(GPIOD_BASE + 0x24u)
-#define USART3_BASE 0x40004800u
-#define USART_CR1 REG32(USART3_BASE + 0x00u)
-#define USART_BRR REG32(USART3_BASE + 0x0Cu)
-#define USART_ISR REG32(USART3_BASE + 0x1Cu)
-#define USART_ICR REG32(USART3_BASE + 0x20u)
-#define USART_RDR REG32(USART3_BASE + 0x24u)
-#define USART_TDR REG32(USART3_BASE + 0x28u)
-#define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
 
 const char board_name[] = "nucleo-f767zi";
 const uint32_t board_counter_hz = HCLK_HZ;
@@ -32,31 +21,5 @@ void board_init(void)
     RCC_AHB1ENR |= (1u << 3);  /* GPIODEN */
     RCC_APB1ENR |= (1u << 18); /* USART3EN */
     (void)RCC_APB1ENR;
-    GPIOD_MODER = (GPIOD_MODER & ~(0xFu << 16)) | (0xAu << 16);        /* PD8, PD9: AF */
-    GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;                         /* AF7 */
-    USART_BRR = (HCLK_HZ + 115200u / 2u) / 115200u;
-    USART_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
-    cache_enable();
-    systick_init();
-    dwt_init();
+    stm32_nucleo_init(GPIOD_BASE, HCLK_HZ);
 }
-
-int board_uart_getc(void)
-{
-    uint32_t isr = USART_ISR;
-    if (isr & ISR_ORE)
-        USART_ICR = ISR_ORE; /* a lost byte shows up as a CRC error / timeout */
-    if (isr & ISR_RXNE)
-        return (int)(USART_RDR & 0xFFu);
-    return -1;
-}
-
-void board_uart_putc(uint8_t c)
-{
-    while (!(USART_ISR & ISR_TXE)) {
-    }
-    USART_TDR = c;
-}
-
-void board_counter_start(void) { DWT_CYCCNT = 0; }
-uint64_t board_counter_read(void) { return DWT_CYCCNT; }

@@ -4,3 +4,4 @@
 BOARD_RAM_SIZE := 524288
 RAM_BUDGET ?= $(BOARD_RAM_SIZE)
 LDSCRIPT := boards/nucleo-h743zi/memory.ld
+BOARD_SRCS := src/stm32_nucleo.c
