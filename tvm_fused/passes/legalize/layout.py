@@ -72,6 +72,14 @@ def int8_out(ctx, m: Match):
     return data, (max(-128, clip[0]), min(127, clip[1])) if clip else (-128, 127)
 
 
+def clamped(ctx, tensor: QTensor, act) -> QTensor:
+    """``tensor`` clamped to ``act`` (the int8 clip an int8-domain rule took over from ``int8_out``)."""
+    lo, hi = act
+    if (lo, hi) == (-128, 127):
+        return tensor
+    return requantize_to(ctx, tensor, OutputQuant(tensor.scale, tensor.zero_point, lo, hi, ()))
+
+
 def qdq_in(ctx, m: Match) -> QTensor:
     return ctx.input(m.call.args[0], m.op.split(".")[-1])
 
@@ -175,8 +183,8 @@ def transpose_int8_rule(ctx, m: Match) -> QTensor | None:
 
         y = R.call_tir(transpose, (x,), R.Tensor((1, C, H, W), "int8"))
     """
-    data, _ = int8_out(ctx, m)
-    return None if data is None else _transpose(ctx, m.call, data)
+    data, act = int8_out(ctx, m)
+    return None if data is None else clamped(ctx, _transpose(ctx, m.call, data), act)
 
 
 @register_rule("relax.permute_dims", onnx={"Transpose": "any permutation (also of constant weights)"})
@@ -236,8 +244,8 @@ def strided_slice_int8(ctx, m: Match) -> QTensor | None:
 
         y = R.call_tir(strided_slice, (x,), R.Tensor((1, 4, 2, 4), "int8"))
     """
-    data, _ = int8_out(ctx, m)
-    return None if data is None else _slice(ctx, m, data)
+    data, act = int8_out(ctx, m)
+    return None if data is None else clamped(ctx, _slice(ctx, m, data), act)
 
 
 @register_rule("relax.strided_slice", onnx={"Slice": "constant starts/ends/axes/steps"})
@@ -359,8 +367,8 @@ def resize_nearest_int8_rule(ctx, m: Match) -> QTensor | None:
 
         y = R.call_tir(resize_nearest, (x,), R.Tensor((1, 16, 16, C), "int8"))
     """
-    data, _ = int8_out(ctx, m)
-    return None if data is None else _resize(ctx, m, data)
+    data, act = int8_out(ctx, m)
+    return None if data is None else clamped(ctx, _resize(ctx, m, data), act)
 
 
 @register_rule("relax.image.resize2d",

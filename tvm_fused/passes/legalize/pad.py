@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...errors import UnsupportedModelError
 from ...schedules.layout import PadNdParams, pad_nd_int8
 from .core import Match, QTensor, prim_value
-from .layout import int8_out, stored_axes
+from .layout import clamped, int8_out, stored_axes
 from .registry import register_rule
 
 
@@ -60,5 +60,5 @@ def pad_int8_rule(ctx, m: Match) -> QTensor | None:
 
         y = R.call_tir(pad, (x,), R.Tensor((1, H + 2, W + 2, C), "int8"))
     """
-    data, _ = int8_out(ctx, m)
-    return None if data is None else _pad(ctx, m, data)
+    data, act = int8_out(ctx, m)
+    return None if data is None else clamped(ctx, _pad(ctx, m, data), act)
