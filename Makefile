@@ -20,6 +20,8 @@ $(VENV)/.installed: setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# optional: TFLite Micro's host interpreter reports TFLM's arena for the arena comparison tests
+	$(PY) -m pip install -q tflite-micro || echo "== tflite-micro not installed: the TFLM arena comparisons will be skipped"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -18,9 +18,10 @@ setup(
         "pyelftools",
         "pyserial",
         "matplotlib",
-        "tornado",  # TVM's RPC tracker (tvm-fused tune --tracker, rpc-server)
+        # TVM's RPC tracker and server (tvm-fused tune --tracker, rpc-server) need these three
+        "tornado",
         "cloudpickle",
-        "psutil",  # tvm.rpc.Server.terminate kills its children with it  # TVM's RPC tracker and server start their process with it
+        "psutil",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["tvm-fused=tvm_fused.cli:main"]},
