@@ -29,11 +29,12 @@ def test_random_chains_fused_equal_unfused():
     SPLIT_EXAMPLES.clear()
     check_random_chain_fused_equals_unfused()
     fused = [n for n in FUSED_EXAMPLES if n]
-    assert len(fused) >= 30 and max(fused) >= 5, FUSED_EXAMPLES
-    assert len(SPLIT_EXAMPLES) >= 5, SPLIT_EXAMPLES
+    assert len(fused) >= 15 and max(fused) >= 5, FUSED_EXAMPLES
+    assert len(SPLIT_EXAMPLES) >= 3, SPLIT_EXAMPLES
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+# 30 examples: each builds three or four host modules with the DSP micro-kernels (1-3 s each)
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(h=st.integers(1, 24), w=st.integers(1, 24), c=st.integers(1, 48), first=conv_layer,
        layers=st.lists(layer, min_size=1, max_size=5), seed=st.integers(0, 2**16))
@@ -52,7 +53,8 @@ def check_random_chain_fused_equals_unfused(h, w, c, first, layers, seed):
     fused = FuseConvChains([names])(mod)
     FUSED_EXAMPLES[-1] = len(names)
     x = np.random.default_rng(seed).integers(-128, 128, size=(1, h, w, c), dtype=np.int8)
-    np.testing.assert_array_equal(HostReference(fused)(x), HostReference(mod)(x))
+    want = HostReference(mod)(x)
+    np.testing.assert_array_equal(HostReference(fused)(x), want)
     plan = plan_memory(fused)  # plan_memory proves every in-place alias it keeps
     plan_memory(mod)
     assert plan.ops[0].op == "fused_chain"
@@ -60,7 +62,7 @@ def check_random_chain_fused_equals_unfused(h, w, c, first, layers, seed):
     if split:  # the same calls as two adjacent chains (the second reads the first's output)
         SPLIT_EXAMPLES.append(split)
         two = FuseConvChains([names[:split], names[split:]])(mod)
-        np.testing.assert_array_equal(HostReference(two)(x), HostReference(mod)(x))
+        np.testing.assert_array_equal(HostReference(two)(x), want)
         assert [op.op for op in plan_memory(two).ops[:2]] == ["fused_chain", "fused_chain"]
 
 
