@@ -36,17 +36,6 @@ def _arg(check):
     return parse
 
 
-def _int_arg(check):
-    def parse(text):
-        try:
-            n = int(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from e
-        return _arg(check)(n)
-    parse.__name__ = check.__name__
-    return parse
-
-
 def _add_model_args(p):
     p.add_argument("model", help="int8 model: .onnx (QDQ) or .tflite, or a zoo name such as mbv2-0.35-96")
     p.add_argument("--board", default=None, choices=sorted(BOARDS), help="target board")
