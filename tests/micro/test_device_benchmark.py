@@ -42,7 +42,8 @@ def test_fusion_benchmark_quick_memory_only(tmp_path):
         assert auto["arena_bytes"] < none["arena_bytes"] and auto["blocks_fused"] > 0
         # the input is excluded by re-planning, not by subtracting its size
         assert auto["arena_bytes_without_input"] <= auto["arena_bytes"]
-        assert auto["arena_bytes_without_input_objective"] <= auto["arena_bytes_without_input"]
+        # the objective that leaves the input out finds a plan at least as small without it
+        assert r["auto-no-input"]["arena_bytes_without_input"] <= auto["arena_bytes_without_input"]
         assert r["ratios"]["arena_bytes"] == round(auto["arena_bytes"] / none["arena_bytes"], 4)
         assert "instructions" not in auto and r["outputs_match_reference"] is None
     assert data["rows"][1]["width"] == 0.35 and data["rows"][1]["resolution"] == 144  # the zoo entry
