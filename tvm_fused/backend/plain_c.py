@@ -16,11 +16,25 @@ from tvm import s_tir, tirx
 from tvm.tirx import compilation_pipeline
 
 from ..schedules import dsp
+from ..schedules.common import EXACT_BUFFERS_ATTR
 
 PIPELINE_NAME = "tvm_fused_plain_c"
 # The same lowering plus TVM's calling convention, for the host reference build:
 # both builds then start from identical TIR, only the code generator differs.
 HOST_PIPELINE_NAME = "tvm_fused_host"
+
+
+@tvm.transform.module_pass(opt_level=0, name="TvmFusedCompactBufferAllocation")
+def _compact_te_buffers(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    """s_tir.CompactBufferAllocation on the TE-made kernels (it shrinks their full-size
+    accumulators to one word); the hand-written ones (EXACT_BUFFERS_ATTR) are left alone."""
+    compact = s_tir.transform.CompactBufferAllocation()
+    funcs = {}
+    for gv, func in mod.functions.items():
+        if isinstance(func, tirx.PrimFunc) and not (func.attrs and func.attrs.get(EXACT_BUFFERS_ATTR)):
+            func = compact(tvm.IRModule({gv: func}))[gv]
+        funcs[gv] = func
+    return tvm.IRModule(funcs, attrs=mod.attrs)
 
 
 def _lowering_passes():
@@ -29,7 +43,7 @@ def _lowering_passes():
             s_tir.transform.LowerInitBlock(),
             s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
             s_tir.transform.ConvertBlocksToOpaque(),
-            s_tir.transform.CompactBufferAllocation(),
+            _compact_te_buffers,
             s_tir.transform.LowerMatchBuffer(),
             s_tir.transform.LowerOpaqueBlock(),
             tirx.transform.FlattenBuffer(),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .common import hand_written
 from .fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
 
 ADD_LEFT_SHIFT = 20
@@ -162,4 +163,4 @@ def binary_int8(p: BinaryParams, name: str | None = None):
             T.buffer_store(out_flat, _element(a_flat[a_off], b_flat[b_off], p, acc), [o_off])
             for f in reversed(frames):
                 f.__exit__(None, None, None)
-    return ib.get()
+    return hand_written(ib.get())

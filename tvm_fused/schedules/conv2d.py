@@ -16,7 +16,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.tirx.script.builder import ir as T
 
 from . import dsp
-from .common import MAX_REDUCTION
+from .common import MAX_REDUCTION, hand_written
 from .config import DepthwiseConfig, GemmConfig, chosen
 from .depthwise import DepthwiseTask
 from .gemm import GemmTask, Operand, conv_row
@@ -153,7 +153,7 @@ def conv2d_kernel(p: Conv2DParams, config=None, name: str = "conv2d"):
                 with T.serial(0, n) as b:
                     with T.serial(0, oh) as y:
                         conv_rows(p, task, y, b * (h * w * c), b * (oh * ow * oc))
-    return ib.get()
+    return hand_written(ib.get())
 
 
 def requantize_output(acc, multiplier, shift, out_zp, act_min, act_max):

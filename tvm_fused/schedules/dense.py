@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from tvm.script.ir_builder import IRBuilder
 from tvm.tirx.script.builder import ir as T
 
-from .common import MAX_REDUCTION
+from .common import MAX_REDUCTION, hand_written
 from .config import GemmConfig, chosen
 from .gemm import GemmTask, Operand
 from .weight_layout import pack_dense
@@ -60,4 +60,4 @@ def dense_kernel(p: DenseParams, config=None, name: str = "dense"):
             task = GemmTask(Operand(x_flat), Operand(w8), Operand(table), Operand(y_flat), m, 1, k, p.out_zp,
                             p.act_min, p.act_max, acc, config)
             task.pixels(lambda i, s: i * k, lambda i: i * m, p.batch)
-    return ib.get()
+    return hand_written(ib.get())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 from . import dsp
-from .common import finish_prim_func
+from .common import finish_prim_func, hand_written
 from .fixed_point import quantize_multiplier, requantize_expr
 
 ADD_LEFT_SHIFT = 20
@@ -91,7 +91,7 @@ def add_int8(p: AddParams, name: str = "add"):
                 T.buffer_store(acc, xa, [0])
                 T.buffer_store(acc, acc[0] + xb, [0])
                 T.buffer_store(out_flat, add_output(acc[0], p), [i])
-    return ib.get()
+    return hand_written(ib.get())
 
 
 @dataclass(frozen=True)

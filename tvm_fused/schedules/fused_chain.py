@@ -23,6 +23,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.tirx.script.builder import ir as T
 
 from .conv2d import Conv2DParams, acc_words, conv_task, is_pointwise
+from .common import hand_written
 from .gemm import Operand, conv_row
 from .elementwise import AddParams, add_output, add_scaled_inputs
 
@@ -221,7 +222,7 @@ def fused_chain_kernel(input_shape, layers, weights_len: int, tables_len: int, n
                         T.buffer_store(done, tirx.min(step, h1 - 1), [t_out])
                     else:
                         T.buffer_store(done, tirx.max(done[t_out], need[t_out]), [t_out])
-    func = ib.get()
+    func = hand_written(ib.get())
     return func, geometry
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .common import hand_written
 from .fixed_point import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -279,4 +280,4 @@ def softmax_int8(p: SoftmaxParams, name: str = "softmax"):
                         from .fixed_point import requantize_expr
                         y = requantize_expr(prob, int(req[0]), int(req[1])) + p.out_zp
                     T.buffer_store(of, tirx.max(tirx.min(y, 127), -128).astype("int8"), [base + c])
-    return ib.get()
+    return hand_written(ib.get())
