@@ -10,6 +10,11 @@ virtualenv:
 Issue 8's model families (softmax classifier, MobileNetV3 block, YOLO-like head, per-tensor FC
 autoencoder, keyword-spotting DS-CNN, float-io classifier) go to tests/fixtures/families/.
 
+Benchmark models (mbv2_100_96, mbv1_025_96: multi-MB, never committed) are built only when named,
+and go to benchmarks/models/ unless --out is given:
+
+    /tmp/tfvenv/bin/python tools/make_tflite_fixtures.py mbv2_100_96 mbv1_025_96
+
 Made with tensorflow-cpu 2.21 (Keras 3.15). Weights are random (global seed 0); batch-norm
 statistics are re-estimated on random inputs so every layer's activations have a sane
 range after int8 quantization (Keras' fresh BN layers have mean 0 / variance 1, which
@@ -39,6 +44,18 @@ def mbv2_035_96() -> keras.Model:
     a float post-processing step that belongs on the host, not in the int8 graph)."""
     return keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None,
                                           classes=10, classifier_activation=None)
+
+
+def mbv2_100_96() -> keras.Model:
+    """Benchmark model: Keras' MobileNetV2, alpha 1.0, 96x96x3, 10 classes, logits out."""
+    return keras.applications.MobileNetV2(alpha=1.0, input_shape=(96, 96, 3), weights=None,
+                                          classes=10, classifier_activation=None)
+
+
+def mbv1_025_96() -> keras.Model:
+    """Benchmark model: Keras' MobileNet (V1), alpha 0.25, 96x96x3, 10 classes, logits out."""
+    return keras.applications.MobileNet(alpha=0.25, input_shape=(96, 96, 3), weights=None,
+                                        classes=10, classifier_activation=None)
 
 
 def conv_chain() -> keras.Model:
@@ -260,20 +277,33 @@ PER_TENSOR_DENSE = {"fc_autoencoder"}
 # Issue 8's model families live in tests/fixtures/families/ (tests/test_model_families.py), apart from
 # the fixtures every compiler test runs over (tests/fixture_paths.py globs tests/fixtures/*.tflite).
 FAMILIES = {"classifier_softmax", "mbv3_block", "yolo_head", "fc_autoencoder", "kws_dscnn", "classifier_float_io"}
+# Benchmark models: not test fixtures (multi-MB, git-ignored); written only when named, to
+# benchmarks/models/ unless --out is given.
+BENCHMARKS = {"mbv2_100_96": mbv2_100_96, "mbv1_025_96": mbv1_025_96}
+ALL = {**FIXTURES, **BENCHMARKS}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    root = os.path.join(os.path.dirname(__file__), "..")
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: tests/fixtures for fixtures, benchmarks/models for "
+                         "benchmark models)")
     ap.add_argument("names", nargs="*", metavar="NAME",
-                    help=f"fixtures to write (default: all): {', '.join(FIXTURES)}")
+                    help=f"fixtures to write (default: all fixtures): {', '.join(FIXTURES)}; "
+                         f"benchmark models (only when named): {', '.join(BENCHMARKS)}")
     args = ap.parse_args()
-    unknown = sorted(set(args.names) - set(FIXTURES))
+    unknown = sorted(set(args.names) - set(ALL))
     if unknown:
-        ap.error(f"unknown fixture(s) {', '.join(unknown)}; choose from {', '.join(FIXTURES)}")
-    os.makedirs(args.out, exist_ok=True)
+        ap.error(f"unknown fixture(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
     for name in args.names or FIXTURES:
-        build = FIXTURES[name]
+        build = ALL[name]
+        if args.out is not None:
+            out = args.out
+        elif name in BENCHMARKS:
+            out = os.path.join(root, "benchmarks", "models")
+        else:
+            out = os.path.join(root, "tests", "fixtures")
         keras.backend.clear_session()   # layer names (in the .tflite) must not depend on what ran before
         keras.utils.set_random_seed(SEED)
         model = build()
@@ -281,7 +311,7 @@ def main() -> None:
         randomize_biases(model)
         randomize_batchnorm(model, calib.astype(np.float32))
         buf = to_int8_tflite(model, float_io=name in FLOAT_IO, per_tensor_dense=name in PER_TENSOR_DENSE)
-        folder = os.path.join(args.out, "families") if name in FAMILIES else args.out
+        folder = os.path.join(out, "families") if name in FAMILIES else out
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{name}.tflite")
         with open(path, "wb") as f:
