@@ -56,6 +56,8 @@ To measure TFLite Micro on the same QEMU (once; about 30 min of compiling on 2 c
     git clone --mirror https://github.com/$r $MIRROR/${{r/\\//+}}/repo; done
   # 2. the harness (a copy of ../shared/peers/tflm_qemu) and the sources at the pinned commits
   cp -r {shared} $HOME/peers_tflm && chmod -R u+w $HOME/peers_tflm
+  # register SHAPE, PACK, LEAKY_RELU, RESIZE_NEAREST_NEIGHBOR too (MobileNet V1, the YOLO-like head)
+  patch -d $HOME/peers_tflm -p1 < {root}/benchmarks/tflm_harness_ops.patch
   MIRROR=$MIRROR TFLM_SRC=$HOME/tflm_src $HOME/peers_tflm/setup_sources.sh
   # 3. a venv for TFLM's Makefile, the C++ library for arm-none-eabi, the QEMU plugin and both libraries
   python3 -m venv $HOME/tflm_venv && $HOME/tflm_venv/bin/pip install numpy Pillow ai-edge-litert
@@ -376,7 +378,8 @@ def main(argv=None) -> int:
     if not args.no_tflm:
         why = next(filter(None, (harness.missing(f) for f in args.flavours)), None)
         if why:
-            print(SETUP.format(why=why, shared=ROOT.parent / "shared" / "peers" / "tflm_qemu"), file=sys.stderr)
+            shared = ROOT.parent / "shared" / "peers" / "tflm_qemu"
+            print(SETUP.format(why=why, shared=shared, root=ROOT), file=sys.stderr)
     rows, host_arenas = [], {}
     with tempfile.TemporaryDirectory(prefix="tvmf-peers-") as tmp:
         workdir = args.workdir or Path(tmp)
