@@ -168,6 +168,37 @@ def test_two_runs_on_one_project_dir_are_refused(capsys, tmp_path, stub_export):
         holder.wait()
 
 
+def test_project_lock_is_reentrant_per_thread_and_refuses_another_thread(tmp_path):
+    """Two threads of one process (e.g. a build script running several models) on one folder:
+    the second is refused like another process; the holder may re-enter its own lock."""
+    from tvm_fused.errors import ProjectBusyError
+    from tvm_fused.micro.project import project_lock
+
+    project = tmp_path / "fw"
+    held, release, seen = threading.Event(), threading.Event(), []
+
+    def holder():
+        with project_lock(project):
+            with project_lock(project):  # reentrant in the same thread
+                held.set()
+                release.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(ProjectBusyError, match="another tvm-fused process"):
+            with project_lock(project):
+                seen.append("entered")
+    finally:
+        release.set()
+        t.join(30)
+    assert seen == []
+    with project_lock(project):  # free again once the holder is done
+        seen.append("entered")
+    assert seen == ["entered"]
+
+
 # ---- device faults -------------------------------------------------------------------------------------------------
 
 FAKE_QEMU = r'''

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -76,7 +77,15 @@ def check_project_dir(project_dir, force: bool = False) -> Path:
                                "write the project into it (template files and model/, build/ replaced)")
 
 
-_held: dict = {}  # resolved folder -> [file descriptor, depth]: project_lock is reentrant within a process
+# resolved folder -> [file descriptor, depth], per thread: project_lock is reentrant within a thread;
+# another thread of the same process opens its own descriptor, and flock refuses it like another process
+_local = threading.local()
+
+
+def _held() -> dict:
+    if not hasattr(_local, "held"):
+        _local.held = {}
+    return _local.held
 
 
 @contextmanager
@@ -84,12 +93,13 @@ def project_lock(project_dir):
     """Hold an exclusive lock on a project folder (flock on its .tvm-fused.lock); another
     process that wants it gets ProjectBusyError at once instead of corrupting the build."""
     key = str(Path(project_dir).resolve())
-    if key in _held:
-        _held[key][1] += 1
+    held = _held()
+    if key in held:
+        held[key][1] += 1
         try:
             yield
         finally:
-            _held[key][1] -= 1
+            held[key][1] -= 1
         return
     Path(project_dir).mkdir(parents=True, exist_ok=True)
     fd = os.open(os.path.join(key, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
@@ -101,11 +111,11 @@ def project_lock(project_dir):
             raise ProjectBusyError(f"another tvm-fused process is using the project folder {project_dir}; wait for "
                                    "it to finish or choose another --project-dir") from e
         raise
-    _held[key] = [fd, 1]
+    held[key] = [fd, 1]
     try:
         yield
     finally:
-        del _held[key]
+        del held[key]
         os.close(fd)  # closing the descriptor releases the flock
 
 
