@@ -167,10 +167,11 @@ def select_first_blocks(mod: tvm.IRModule, n: int) -> list[list[str]]:
 
 
 # Instructions a fused chain costs beyond its layers unfused, per MAC of the chain: ring
-# addressing and row bookkeeping. The worst case measured on QEMU mps2-an500 by
-# benchmarks/fusion.py (benchmarks/results/fusion.json: mbv2-0.5-320, fuse=auto, 1.0254x
-# instructions with ~38% of the MACs fused); smaller models measured 0.02-0.06. Fusion adds
-# no MACs: each row is computed once.
+# addressing and row bookkeeping. Measured on QEMU mps2-an500 by benchmarks/fusion.py with the
+# earlier plain-loop kernels (worst: mbv2-0.5-320, 1.0254x with ~38% of the MACs fused; 0.02-0.06
+# elsewhere). With the DSP micro-kernels every fused model measures 0.992-1.000x
+# (benchmarks/results/fusion.json, 2026-12-06), so this is a conservative upper bound; it only
+# limits how much `auto` may fuse under a latency budget. Fusion adds no MACs.
 FUSED_OVERHEAD_PER_MAC = 0.07
 
 
