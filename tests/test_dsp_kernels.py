@@ -15,6 +15,8 @@ from tvm_fused.backend.plain_c import HOST_PIPELINE_NAME, lower_to_c
 from tvm_fused.schedules import (Conv2DParams, DenseParams, DepthwiseConfig, GemmConfig, conv2d_int8, dense_int8,
                                  quantize_multipliers)
 from tvm_fused.schedules import dsp
+from tvm_fused.schedules.dense_double_requant import (dense_double_requant_int8, dense_double_requant_reference,
+                                                      effective_scales, scaled_fits_int32)
 from tvm_fused.schedules.fixed_point import multiply_by_quantized_multiplier
 
 GCC = shutil.which("gcc")
@@ -45,7 +47,10 @@ def conv_reference(p, x, w, b, m, s):
 
 
 def _c_literal(a):
-    return "{" + ", ".join(str(int(v)) for v in np.asarray(a).reshape(-1)) + "}"
+    a = np.asarray(a).reshape(-1)
+    if a.dtype.kind == "f":  # hexadecimal floating literals are exact (C99)
+        return "{" + ", ".join(float(v).hex() for v in a) + "}"
+    return "{" + ", ".join(str(int(v)) for v in a) + "}"
 
 
 def run_c(func, args, out_shape, tmp_path):
@@ -54,7 +59,7 @@ def run_c(func, args, out_shape, tmp_path):
     src = "\n".join(["#include <stdint.h>", *preamble, functions["k"]])
     if dsp.uses_header(src):
         (tmp_path / dsp.HEADER_NAME).write_text(dsp.HEADER)
-    ctype = {"int8": "int8_t", "int32": "int32_t"}
+    ctype = {"int8": "int8_t", "int32": "int32_t", "float64": "double"}
     decls, names = [], []
     for i, a in enumerate(args):
         decls.append(f"static {ctype[str(a.dtype)]} a{i}[{max(a.size, 1)}] = {_c_literal(a)};")
@@ -155,6 +160,28 @@ def test_dense_kernel(k, m, batch, seed, tmp_path_factory):
     np.testing.assert_array_equal(run_llvm(func, [x, *consts], (batch, m)), expected)
     if GCC:
         np.testing.assert_array_equal(run_c(func, [x, *consts], (batch, m), tmp_path_factory.mktemp("fc")), expected)
+
+
+@SETTINGS
+@given(k=st.integers(1, 37), m=st.integers(1, 9), batch=st.integers(1, 3), seed=st.integers(0, 2**16),
+       large=st.booleans(), cfg=st.builds(GemmConfig, st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]),
+                                          st.sampled_from([0, 2, 4, 8])))
+def test_dense_double_requant_kernel(k, m, batch, seed, large, cfg, tmp_path_factory):
+    """TFLite's FULLY_CONNECTED (BUILTIN_REF: requantization in double) on the GEMM micro-kernel;
+    ``large`` scales make ``|acc * eff|`` possibly exceed int32, so the rounding goes through int64."""
+    rng = np.random.default_rng(seed)
+    p = DenseParams(batch, k, m, int(rng.integers(-128, 128)), int(rng.integers(-10, 10)))
+    x = rng.integers(-128, 128, (batch, k), dtype=np.int8)
+    w = rng.integers(-127, 128, (k, m), dtype=np.int8)
+    b = rng.integers(-5000, 5000, m).astype(np.int32)
+    eff = effective_scales(0.02, rng.uniform(0.001, 0.01, m), 0.02 * 0.005 * np.sqrt(k) * 3 / (1e5 if large else 1))
+    func, consts = dense_double_requant_int8(p, w, b, eff, cfg)
+    assert ("int64" in func.script()) == (not scaled_fits_int32(p, b, eff))
+    expected = dense_double_requant_reference(x, w, b, eff, p)
+    np.testing.assert_array_equal(run_llvm(func, [x, *consts], (batch, m)), expected)
+    if GCC:
+        got = run_c(func, [x, *consts], (batch, m), tmp_path_factory.mktemp("fcd"))
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.skipif(GCC is None, reason="needs gcc")

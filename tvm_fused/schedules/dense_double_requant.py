@@ -12,18 +12,25 @@ integer_ops/fully_connected.h``, called from ``fully_connected.cc`` for kReferen
 ``round`` is C's (halves away from zero). The fixed-point path (TFLM, CMSIS-NN, TFLite's
 optimized kernels) rounds twice and differs on outputs whose scaled accumulator sits near a
 half; BUILTIN_REF is our reference, so TFLite models take this kernel. ``eff`` is a const
-``double`` table (flash); Cortex-M7's FPv5 double-precision unit does the multiply.
+``double`` table (flash); Cortex-M7's FPv5 double-precision unit does the multiply. The
+accumulators come from the same GEMM micro-kernel as ``dense_int8`` (SMLAD/SXTB16, offline
+(out, in) weight layout, input zero point folded into the bias); only the epilogue differs.
 
 Rounding is done exactly as ``std::round`` without a libm call: ``t = trunc(v)`` (a cast),
-``f = v - t`` (exact for |v| < 2**52), ``r = t + (f >= 0.5) - (f <= -0.5)``.
+``f = v - t`` (exact for |v| < 2**52), ``r = t + (f >= 0.5) - (f <= -0.5)``. The cast goes
+through int32 when the compile-time bound of ``|v|`` allows it (``scaled_fits_int32``), else int64.
 """
 from __future__ import annotations
 
 import numpy as np
-from tvm import te, tirx
+from tvm import tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.tirx.script.builder import ir as T
 
-from .common import MAX_REDUCTION, finish_prim_func
+from .common import MAX_REDUCTION, hand_written
+from .config import GemmConfig, chosen
 from .dense import DenseParams
+from .gemm import GemmTask, Operand
 
 
 def effective_scales(in_scale: float, w_scales, out_scale: float) -> np.ndarray:
@@ -42,31 +49,38 @@ def dense_double_requant_reference(x, weight, bias, eff, p: DenseParams) -> np.n
     return np.clip(rounded + p.out_zp, p.act_min, p.act_max).astype(np.int8)
 
 
-def _round_half_away(v):
-    t = v.astype("int64")
-    frac = v - t.astype("float64")
-    one, zero = tirx.const(1, "int64"), tirx.const(0, "int64")
+def _round_half_away(v, int_dtype: str):
+    """C's ``round`` of a double to ``int_dtype`` (halves away from zero), without libm."""
+    t = T.bind(v.astype(int_dtype))
+    frac = T.bind(v - t.astype("float64"))
+    one, zero = tirx.const(1, int_dtype), tirx.const(0, int_dtype)
     return t + tirx.Select(frac >= 0.5, one, zero) - tirx.Select(frac <= -0.5, one, zero)
 
 
-def _row_index(idx, shape):
-    """Row-major flat index of ``idx`` over ``shape`` (the leading dims of an N-D input)."""
-    flat = 0
-    for i, d in zip(idx, shape):
-        flat = flat * d + i
-    return flat
+def pack_dense_double(weight, bias, in_zp: int) -> list[np.ndarray]:
+    """(in, out) int8 weights + int32 bias -> [w8 (out, in), bias'] with the input zero point
+    folded into the bias (``weight_layout``): the GEMM micro-kernel's layout, no multipliers."""
+    w_oi = np.ascontiguousarray(np.asarray(weight, np.int8).T)
+    sums = w_oi.astype(np.int64).sum(axis=1)
+    bias_f = np.asarray(bias, np.int64) - int(in_zp) * sums
+    return [w_oi.reshape(-1), ((bias_f + 2**31) % 2**32 - 2**31).astype(np.int32)]
 
 
-def _unflatten(flat, shape):
-    idx = []
-    for d in reversed(shape):
-        idx.append(tirx.floormod(flat, d))
-        flat = tirx.floordiv(flat, d)
-    return list(reversed(idx))
+def scaled_fits_int32(p: DenseParams, bias, eff) -> bool:
+    """Whether every ``double(acc) * eff`` is strictly inside int32, so the rounding may convert
+    through int32 (one VCVT on Cortex-M7) instead of int64 (a library call). ``|acc|`` is at
+    most ``|bias| + 255 * 128 * K`` (inputs minus zero point in [-255, 255], weights in [-128, 127])."""
+    acc_max = float(np.max(np.abs(np.asarray(bias, np.int64)), initial=0)) + 255.0 * 128.0 * p.in_features
+    return acc_max * float(np.max(np.abs(eff), initial=0.0)) < 2.0**31 - 2
 
 
-def dense_int8_double_requant(p: DenseParams, name: str = "dense", x_shape=None, out_shape=None):
-    """PrimFunc(x, weight, bias, eff_scale, out); ``eff_scale`` is float64[M].
+def dense_double_requant_int8(p: DenseParams, weight, bias, eff, config=None, name: str = "dense",
+                              x_shape=None, out_shape=None):
+    """Fast kernel + constants: ``(PrimFunc(x, w8, bias, eff_scale, out), [w8, bias, eff_scale])``.
+
+    The accumulators come from the GEMM micro-kernel (``gemm.py``: SMLAD on SXTB16 pairs, the
+    input zero point folded into the bias); only the epilogue differs from ``dense_int8``:
+    ``clamp(round(double(acc) * eff[o]) + z_y)``. ``weight`` is (in, out) int8, ``eff`` float64[M].
 
     ``x_shape`` / ``out_shape``: N-D shapes ``(..., K)`` / ``(..., M)`` with ``prod(...) = batch``
     (TFLite's FULLY_CONNECTED flattens its input's leading dims, e.g. ``[1, 1, 1, K]``);
@@ -79,26 +93,31 @@ def dense_int8_double_requant(p: DenseParams, name: str = "dense", x_shape=None,
     if x_shape[-1] != p.in_features or out_shape[-1] != p.out_features or \
             int(np.prod(x_shape[:-1])) != p.batch or int(np.prod(out_shape[:-1])) != p.batch:
         raise ValueError(f"fully connected shapes {x_shape} -> {out_shape} do not match {p}")
-    x = te.placeholder(x_shape, "int8", name="x")
-    weight = te.placeholder((p.in_features, p.out_features), "int8", name="weight")
-    bias = te.placeholder((p.out_features,), "int32", name="bias")
-    eff = te.placeholder((p.out_features,), "float64", name="eff_scale")
-    k = te.reduce_axis((0, p.in_features), name="k")
+    eff = np.ascontiguousarray(np.asarray(eff, np.float64).reshape(-1))
+    if eff.shape != (p.out_features,):
+        eff = np.ascontiguousarray(np.broadcast_to(eff, (p.out_features,)))
+    w8, bias_f = pack_dense_double(weight, bias, p.in_zp)
+    int_dtype = "int32" if scaled_fits_int32(p, bias, eff) else "int64"
+    config = config or chosen(p) or GemmConfig()
+    k, m = p.in_features, p.out_features
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            x = T.arg("x", T.buffer(x_shape, "int8"))
+            w8_buf = T.arg("w8", T.buffer((k * m,), "int8"))
+            bias_buf = T.arg("bias", T.buffer((m,), "int32"))
+            eff_buf = T.arg("eff_scale", T.buffer((m,), "float64"))
+            out = T.arg("out", T.buffer(out_shape, "int8"))
+            acc = T.alloc_buffer((max(1, config.pixel_block * config.channel_block),), "int32")
+            x_flat = T.decl_buffer((p.batch * k,), "int8", data=x.data)
+            y_flat = T.decl_buffer((p.batch * m,), "int8", data=out.data)
 
-    def x_at(row, kk):
-        lead = _unflatten(row, x_shape[:-1]) if len(x_shape) > 2 else [row]
-        return x[(*lead, kk)]
+            def finish(acc_value, o):
+                scaled = _round_half_away(T.bind(acc_value).astype("float64") * eff_buf[o], int_dtype)
+                y = scaled.astype("int32") + p.out_zp
+                return tirx.max(tirx.min(y, p.act_max), p.act_min).astype("int8")
 
-    def accumulate(*idx):
-        row = _row_index(idx[:-1], out_shape[:-1])
-        return te.sum((x_at(row, k).astype("int32") - p.in_zp) * weight[k, idx[-1]].astype("int32"), axis=k)
-
-    acc = te.compute(out_shape, accumulate, name="acc")
-
-    def finish(*idx):
-        o = idx[-1]
-        scaled = _round_half_away((acc[idx] + bias[o]).astype("float64") * eff[o]).astype("int32")
-        return tirx.max(tirx.min(scaled + p.out_zp, p.act_max), p.act_min).astype("int8")
-
-    out = te.compute(out_shape, finish, name="out")
-    return finish_prim_func(te.create_prim_func([x, weight, bias, eff, out]), name, accumulate_into="out")
+            task = GemmTask(Operand(x_flat), Operand(w8_buf), Operand(bias_buf), Operand(y_flat), m, 1, k, p.out_zp,
+                            p.act_min, p.act_max, acc, config, finish=finish)
+            task.pixels(lambda i, s: i * k, lambda i: i * m, p.batch)
+    return hand_written(ib.get()), [w8, bias_f, eff]

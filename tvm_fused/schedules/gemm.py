@@ -57,8 +57,11 @@ class GemmTask:
     """Shapes of one GEMM: ``segments`` x ``seg_len`` taps per pixel, ``oc`` output channels."""
 
     def __init__(self, x: Operand, w8: Operand, table: Operand, out: Operand, oc: int, segments: int,
-                 seg_len: int, out_zp: int, act_min: int, act_max: int, acc, cfg: GemmConfig):
+                 seg_len: int, out_zp: int, act_min: int, act_max: int, acc, cfg: GemmConfig, finish=None):
+        """``finish(acc, o)``: the int8 output of channel ``o`` from its accumulator (bias in);
+        default ``epilogue`` (fixed-point requantization from ``table``)."""
         self.x, self.w8, self.table, self.out = x, w8, table, out
+        self.finish = finish
         self.oc, self.segments, self.seg_len = oc, segments, seg_len
         self.taps = segments * seg_len
         self.out_zp, self.act_min, self.act_max = out_zp, act_min, act_max
@@ -103,7 +106,10 @@ class GemmTask:
                         T.buffer_store(acc, acc[a] + x[px_addr(i, s) + k].astype("int32") * wv, [a])
         for i in range(n_px):
             for j in range(n_oc):
-                value = epilogue(acc[i * n_oc + j], t, self.oc, o0 + j, self.out_zp, self.act_min, self.act_max)
+                if self.finish is not None:
+                    value = self.finish(acc[i * n_oc + j], o0 + j)
+                else:
+                    value = epilogue(acc[i * n_oc + j], t, self.oc, o0 + j, self.out_zp, self.act_min, self.act_max)
                 self.out.store(value, out_addr(i) + o0 + j)
 
     def pixels(self, px_addr, out_addr, count: int, start=0):

@@ -6,7 +6,7 @@ from tvm import relax
 
 from ...errors import UnsupportedModelError
 from ...schedules import DenseParams, dense_int8, quantize_multipliers
-from ...schedules.dense_double_requant import dense_int8_double_requant, effective_scales
+from ...schedules.dense_double_requant import dense_double_requant_int8, effective_scales
 from .core import Match, QTensor
 from .registry import register_rule
 from .weights import bias_vector
@@ -36,9 +36,11 @@ def dense(ctx, m: Match) -> QTensor:
 
     After::
 
-        y = R.call_tir(dense, (x, W_t, table), R.Tensor((batch, M), "int8"))   # ONNX
+        y = R.call_tir(dense, (x, W_t, table), R.Tensor((batch, M), "int8"))        # ONNX
+        y = R.call_tir(dense, (x, W_t, bias_f, eff), R.Tensor((batch, M), "int8"))  # TFLite
 
-    (ONNX: constants laid out for the GEMM micro-kernel, ``schedules/weight_layout.py``.)
+    (constants laid out for the GEMM micro-kernel, ``schedules/weight_layout.py``; TFLite's
+    ``eff`` is the float64 scale per output channel.)
     """
     call, out = m.call, m.out
     data = ctx.input(call.args[0], "matmul")
@@ -59,9 +61,9 @@ def dense(ctx, m: Match) -> QTensor:
         # BUILTIN_REF requantizes FULLY_CONNECTED in double, not in fixed point
         # (schedules/dense_double_requant.py); TFLM's fixed-point result differs near halves
         eff = effective_scales(data.scale, w_scale, out.scale)
-        consts = [relax.const(np.ascontiguousarray(weight.values)), relax.const(b), relax.const(eff, "float64")]
         out_shape = tuple(out.src_shape)
-        func = dense_int8_double_requant(p, x_shape=data.shape, out_shape=out_shape)
+        func, packed = dense_double_requant_int8(p, weight.values, b, eff, x_shape=data.shape, out_shape=out_shape)
+        consts = [relax.const(packed[0]), relax.const(packed[1]), relax.const(packed[2], "float64")]
         return ctx.emit("dense", func, [data.var, *consts], out_shape, out.scale, out.zero_point,
                         data.src_layout if len(out_shape) == 4 else "", p, macs=p.macs)
     mult, shift = quantize_multipliers((data.scale * w_scale) / out.scale)
