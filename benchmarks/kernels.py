@@ -2,12 +2,12 @@
 
     python benchmarks/kernels.py                                   # the fixture, --fuse none and auto
     python benchmarks/kernels.py tests/fixtures/mbv2_035_96.tflite --zoo mbv2-1.0-96 --fuse none
-    python benchmarks/kernels.py --gemm 2x4x4 --depthwise 1        # another default schedule
+    python benchmarks/kernels.py --gemm 2x4x4 --depthwise 1x2      # another default schedule
     python benchmarks/kernels.py --fuse none --tuning-log t.json     # after `tvm-fused tune ... -o t.json`
 
 Prints one row per (model, fuse) and writes benchmarks/results/kernels.json. QEMU
 (mps2-an500, -icount) counts executed instructions exactly; these are not cycles.
-``--gemm PBxCBxUW`` / ``--depthwise UG`` override the untuned defaults of
+``--gemm PBxCBxUW`` / ``--depthwise UG[xPB]`` override the untuned defaults of
 tvm_fused/schedules/config.py for a whole run (what a tuner would search per layer).
 Each run's output is checked bit-exact against TVM's host (LLVM) build.
 """
@@ -35,9 +35,10 @@ def _override_defaults(gemm: str | None, depthwise: str | None):
 
     if gemm:
         pb, cb, uw = (int(v) for v in gemm.split("x"))
-        config.GemmConfig.__init__.__defaults__ = (pb, cb, uw)
+        config.GemmConfig.__init__.__defaults__ = (pb, cb, uw, False)
     if depthwise:
-        config.DepthwiseConfig.__init__.__defaults__ = (int(depthwise),)
+        ug, pb = (int(v) for v in (depthwise + "x1").split("x")[:2])
+        config.DepthwiseConfig.__init__.__defaults__ = (ug, pb)
     return dataclasses.asdict(config.GemmConfig()), dataclasses.asdict(config.DepthwiseConfig())
 
 
@@ -60,7 +61,7 @@ def main(argv=None):
     ap.add_argument("--fuse", nargs="*", default=["none", "auto"])
     ap.add_argument("--board", default="qemu-mps2-an500")
     ap.add_argument("--gemm", help="GemmConfig default as PBxCBxUW, e.g. 2x4x4")
-    ap.add_argument("--depthwise", help="DepthwiseConfig default unroll_groups")
+    ap.add_argument("--depthwise", help="DepthwiseConfig default as UG[xPB] (unroll_groups, pixel_block)")
     ap.add_argument("--tuning-log", default=None, help="a `tvm-fused tune` log to apply (rows marked tuned)")
     ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "kernels.json"))
     args = ap.parse_args(argv)

@@ -121,14 +121,16 @@ def gemm_cases(draw):
     p, seed = _random_conv(draw, depthwise=False)
     space = GemmConfig.space()
     cfg = GemmConfig(draw(st.sampled_from(space["pixel_block"])), draw(st.sampled_from(space["channel_block"])),
-                     draw(st.sampled_from(space["unroll_words"])))
+                     draw(st.sampled_from(space["unroll_words"])), draw(st.sampled_from(space["channels_outer"])))
     return p, seed, cfg
 
 
 @st.composite
 def depthwise_cases(draw):
     p, seed = _random_conv(draw, depthwise=True)
-    return p, seed, DepthwiseConfig(draw(st.sampled_from(DepthwiseConfig.space()["unroll_groups"])))
+    space = DepthwiseConfig.space()
+    return p, seed, DepthwiseConfig(draw(st.sampled_from(space["unroll_groups"])),
+                                    draw(st.sampled_from(space["pixel_block"])))
 
 
 @SETTINGS

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tvm_fused.schedules.config import DepthwiseConfig, GemmConfig
+from tvm_fused.backend import HostExecutable
 from tvm_fused.tune import Database, Record, Task, extract_tasks, tuner
 from tvm_fused.tune.cost_model import CostModel
 from tvm_fused.tune.runner import one_kernel_onnx
@@ -127,8 +128,9 @@ def test_cost_model_ranks_a_synthetic_task():
 
 @pytest.mark.parametrize("task, configs", [
     (_conv_task(7, 5, 6, 9, k=3, s=2), [GemmConfig(4, 4, 0), GemmConfig(1, 1, 16), GemmConfig(4, 2, 2)]),
-    (_conv_task(5, 7, 13, 11), [GemmConfig(4, 1, 0), GemmConfig(1, 4, 8)]),
-    (_conv_task(5, 3, 10, 10, k=3, dw=True), [DepthwiseConfig(2)]),
+    (_conv_task(5, 7, 13, 11), [GemmConfig(4, 1, 0), GemmConfig(1, 4, 8), GemmConfig(2, 2, 4, True)]),
+    (_conv_task(6, 5, 4, 24), [GemmConfig(2, 2, 4, True)]),  # expanding 1x1: its output may alias its input
+    (_conv_task(5, 3, 10, 10, k=3, dw=True), [DepthwiseConfig(1, 1), DepthwiseConfig(2, 2)]),
 ])
 def test_applied_log_changes_c_and_stays_bit_exact(tmp_path, task, configs):
     import tvm_fused
@@ -146,6 +148,14 @@ def test_applied_log_changes_c_and_stays_bit_exact(tmp_path, task, configs):
         assert tuned.report["tuning_log"]["tasks_tuned"] == 1
         assert tuned.library.files != base.library.files, task_config  # the schedule reached the C
         np.testing.assert_array_equal(tuned.reference(x), ref)
+        # the generated C with the memory plan (its in-place aliases assume row-ordered writes,
+        # which a loop order must keep), built with ASan + UBSan on this machine
+        exe = HostExecutable(tuned.export(tmp_path / f"c{len(config_dict(config))}-{hash(config) & 0xFFFF}") / "model",
+                             tuned.io["outputs"][0]["shape"])
+        try:
+            np.testing.assert_array_equal(exe(x), ref)
+        finally:
+            exe.close()
 
 
 class _Proc:

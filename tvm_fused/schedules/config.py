@@ -20,17 +20,22 @@ class GemmConfig:
     pixel_block x channel_block int32 accumulators stay in registers; each 4-tap word of
     input and weights is sign-extended once (SXTB16) and used by pixel_block or
     channel_block SMLADs. ``unroll_words``: taps loops of at most this many 4-byte words
-    are unrolled fully (no loop overhead), longer ones stay loops."""
+    are unrolled fully (no loop overhead), longer ones stay loops. ``channels_outer``: loop
+    order, channel blocks outside pixel blocks (weight-stationary; the default streams pixels
+    outside, input-stationary). Same instructions give or take loop overhead, but on a board a
+    different order of flash (weights) and SRAM (inputs) traffic: a knob for cycles."""
 
     # 2x2: 4 accumulators + 4 unpacked input pairs fit the registers; 2x4 spills (measured on
     # mbv2_035_96, QEMU: 2x2x4 31.6 M instructions, 4x2x4 33.0 M, 1x4x4 33.2 M, 2x4x16 32.6 M)
     pixel_block: int = 2
     channel_block: int = 2
     unroll_words: int = 4
+    channels_outer: bool = False
 
     @staticmethod
     def space():
-        return {"pixel_block": [1, 2, 4], "channel_block": [1, 2, 4], "unroll_words": [0, 2, 4, 8, 16]}
+        return {"pixel_block": [1, 2, 4], "channel_block": [1, 2, 4], "unroll_words": [0, 2, 4, 8, 16],
+                "channels_outer": [False, True]}
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,19 @@ class DepthwiseConfig:
     """Depthwise conv: 4 channels per SXTB16 pair, one SMLABB/SMLATT per channel and tap.
 
     ``unroll_groups``: channel groups of 4 computed per loop iteration (their taps interleave
-    for the scheduler; 1 = a plain loop over groups)."""
+    for the scheduler; 1 = a plain loop over groups). ``pixel_block``: interior output pixels
+    computed together (2: each tap's weights loaded once for both, and with stride 1 the shared
+    input words loaded and unpacked once; 8 accumulators per group)."""
 
-    unroll_groups: int = 1
+    # measured per task on QEMU (mbv2_035_96's ten depthwise shapes, one-kernel models): unroll_groups
+    # 2 beats 1 on every one (1-4%; whole model 31.57 M -> 31.36 M instructions); pixel_block 2 loses
+    # on all but the 6x6 ones (16 live registers spill), so it is left to the tuner
+    unroll_groups: int = 2
+    pixel_block: int = 1
 
     @staticmethod
     def space():
-        return {"unroll_groups": [1, 2]}
+        return {"unroll_groups": [1, 2], "pixel_block": [1, 2]}
 
 
 def candidates(config_cls):

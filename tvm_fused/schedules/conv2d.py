@@ -98,7 +98,7 @@ def conv_task(p: Conv2DParams, x, w8, w32, table, out, acc, config=None):
 def acc_words(p: Conv2DParams, config=None) -> int:
     config = config or default_config(p)
     if p.depthwise:
-        return 4 * max(1, config.unroll_groups)
+        return 4 * max(1, config.unroll_groups) * max(1, config.pixel_block)
     return max(1, config.pixel_block * config.channel_block)
 
 
@@ -147,8 +147,13 @@ def conv2d_kernel(p: Conv2DParams, config=None, name: str = "conv2d"):
             ops = {name: Operand(buf) for name, buf in consts.items()}
             task = conv_task(p, Operand(x_flat), ops.get("w8"), ops.get("w32"), ops["table"], Operand(y_flat),
                              acc, config)
-            if is_pointwise(p):
+            if is_pointwise(p) and not getattr(task.cfg, "channels_outer", False):
                 task.pixels(lambda i, s: i * c, lambda i: i * oc, n * h * w)
+            elif is_pointwise(p):
+                # channel blocks outer within each row, not across the tensor: the output is still
+                # written in row order, which the planner's in-place aliases rely on (passes/inplace.py)
+                with T.serial(0, n * h) as r:
+                    task.pixels(lambda i, s: (r * w + i) * c, lambda i: (r * w + i) * oc, w)
             else:
                 with T.serial(0, n) as b:
                     with T.serial(0, oh) as y:

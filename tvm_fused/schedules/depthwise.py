@@ -93,6 +93,12 @@ class DepthwiseTask:
                 value = epilogue(acc[a0 + k], t, c, c0 + k, p.out_zp, p.act_min, p.act_max)
                 self.out.store(value, out_addr + c0 + k)
 
+        self._groups(group)
+        if c % 4:
+            self._tail_channels(row_base, row_ok, xx, in_w, out_addr, check_cols)
+
+    def _groups(self, group):
+        """``group(g, slot)`` for every channel group, ``unroll_groups`` per loop iteration."""
         unroll = max(1, min(self.cfg.unroll_groups, self.groups))
         full, rest = divmod(self.groups, unroll)
         if full == 1:
@@ -104,20 +110,68 @@ class DepthwiseTask:
                     group(gb * unroll + u, u)
         for u in range(rest):
             group(full * unroll + u, u)
+
+    def _tail_channels(self, row_base, row_ok, xx, in_w: int, out_addr, check_cols: bool):
+        """Channels beyond the last full group of 4, scalar."""
+        p, acc, t, c = self.p, self.acc, self.table, self.c
+        kh, kw = p.kernel
+        sw, pl = p.strides[1], p.padding[1]
+        with T.serial(self.groups * 4, c) as ch:
+            T.buffer_store(acc, t[ch], [0])
+            for ky in range(kh):
+                for kx in range(kw):
+                    ix = xx * sw - pl + kx
+                    conds = ([row_ok(ky)] if row_ok is not None else []) + ([ix >= 0, ix < in_w] if check_cols else [])
+                    ok = _fold(tirx.all(*conds) if conds else None)
+                    xv = tirx.const(p.in_zp, "int32")
+                    if ok is not False:
+                        xv_in = self.x[row_base(ky) + ix * c + ch].astype("int32")
+                        xv = xv_in if ok is True else tirx.if_then_else(ok, xv_in, xv)
+                    wv = self.w8[(ky * kw + kx) * c + ch].astype("int32")
+                    T.buffer_store(acc, acc[0] + xv * wv, [0])
+            self.out.store(epilogue(acc[0], t, c, ch, p.out_zp, p.act_min, p.act_max), out_addr + ch)
+
+    def pixel_pair(self, row_base, xx, out_addr):
+        """Output pixels ``xx`` and ``xx + 1``, every tap inside the input (interior columns, rows
+        known inside). Each tap's weight pair is loaded once for both pixels, and with stride 1
+        the input word a tap of pixel 1 reads is the next tap's of pixel 0: loaded and unpacked
+        once. Eight accumulators per group (``pixel_block = 2``)."""
+        p, acc, t, c = self.p, self.acc, self.table, self.c
+        kh, kw = p.kernel
+        sw, pl = p.strides[1], p.padding[1]
+        taps = kh * kw
+
+        def group(g, slot):
+            c0, a0 = g * 4, slot * 8
+            for j in range(2):
+                for k in range(4):
+                    T.buffer_store(acc, t[c0 + k], [a0 + 4 * j + k])
+            for ky in range(kh):
+                unpacked = {}
+                for kx in range(kw):
+                    tap = ky * kw + kx
+                    w02 = T.bind(self.w32[(g * taps + tap) * 2])
+                    w13 = T.bind(self.w32[(g * taps + tap) * 2 + 1])
+                    for j in range(2):
+                        off = j * sw + kx
+                        if off not in unpacked:
+                            xw = dsp.load_s8x4(self.x[row_base(ky) + (xx * sw - pl + off) * c + c0])
+                            unpacked[off] = (T.bind(dsp.sxtb16(xw)), T.bind(dsp.sxtb16_ror8(xw)))
+                        x02, x13 = unpacked[off]
+                        a = a0 + 4 * j
+                        T.buffer_store(acc, dsp.smlabb(x02, w02, acc[a]), [a])
+                        T.buffer_store(acc, dsp.smlatt(x02, w02, acc[a + 2]), [a + 2])
+                        T.buffer_store(acc, dsp.smlabb(x13, w13, acc[a + 1]), [a + 1])
+                        T.buffer_store(acc, dsp.smlatt(x13, w13, acc[a + 3]), [a + 3])
+            for j in range(2):
+                for k in range(4):
+                    value = epilogue(acc[a0 + 4 * j + k], t, c, c0 + k, p.out_zp, p.act_min, p.act_max)
+                    self.out.store(value, out_addr + j * c + c0 + k)
+
+        self._groups(group)
         if c % 4:
-            with T.serial(self.groups * 4, c) as ch:
-                T.buffer_store(acc, t[ch], [0])
-                for ky in range(kh):
-                    for kx in range(kw):
-                        ix = xx * sw - pl + kx
-                        ok = _fold(valid(ky, ix))
-                        xv = tirx.const(p.in_zp, "int32")
-                        if ok is not False:
-                            xv_in = self.x[row_base(ky) + ix * c + ch].astype("int32")
-                            xv = xv_in if ok is True else tirx.if_then_else(ok, xv_in, xv)
-                        wv = self.w8[(ky * kw + kx) * c + ch].astype("int32")
-                        T.buffer_store(acc, acc[0] + xv * wv, [0])
-                self.out.store(epilogue(acc[0], t, c, ch, p.out_zp, p.act_min, p.act_max), out_addr + ch)
+            for j in range(2):
+                self._tail_channels(row_base, None, xx + j, 0, out_addr + j * c, False)
 
     def row(self, row_base, row_ok, out_base, in_w: int, out_w: int):
         """One output row (see gemm.conv_row for ``row_base``/``row_ok``)."""
@@ -127,6 +181,16 @@ class DepthwiseTask:
 
         def columns(rows_ok):
             for a, b, check in ((0, lo, True), (lo, hi, False), (hi, out_w, True)):
+                if not check and rows_ok is None and self.cfg.pixel_block == 2 and b - a >= 2:
+                    pairs = (b - a) // 2
+                    if pairs == 1:
+                        self.pixel_pair(row_base, a, out_base + a * c)
+                    else:
+                        with T.serial(0, pairs) as pi:
+                            self.pixel_pair(row_base, a + 2 * pi, out_base + (a + 2 * pi) * c)
+                    if (b - a) % 2:
+                        self.pixel(row_base, None, b - 1, in_w, out_base + (b - 1) * c, False)
+                    continue
                 if b - a == 1:
                     self.pixel(row_base, rows_ok, a, in_w, out_base + a * c, check)
                 elif b > a:

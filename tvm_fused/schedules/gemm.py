@@ -114,7 +114,9 @@ class GemmTask:
 
     def pixels(self, px_addr, out_addr, count: int, start=0):
         """All output channels of pixels ``start .. start + count`` (``count`` a Python int),
-        in blocks of pixel_block x channel_block plus remainder blocks."""
+        in blocks of pixel_block x channel_block plus remainder blocks; pixel blocks outer
+        (each input word block feeds every channel block), or with ``channels_outer`` channel
+        blocks outer (each weight block feeds every pixel block)."""
         pb = max(1, min(self.cfg.pixel_block, count))
         cb = max(1, min(self.cfg.channel_block, self.oc))
         full_px, rest_px = divmod(count, pb)
@@ -131,6 +133,24 @@ class GemmTask:
             if rest_oc:
                 self.block(pa, oa, n_px, full_oc * cb, rest_oc)
 
+        if self.cfg.channels_outer and full_oc > 1:
+            # weight-stationary: each channel block's weights stay hot while all pixels pass
+            def pixel_blocks(o0, n_oc):
+                def block(p0, n_px):
+                    self.block(lambda i, s: px_addr(p0 + i, s), lambda i: out_addr(p0 + i), n_px, o0, n_oc)
+                if full_px == 1:
+                    block(start, pb)
+                elif full_px:
+                    with T.serial(0, full_px) as b:
+                        block(start + b * pb, pb)
+                if rest_px:
+                    block(start + full_px * pb, rest_px)
+
+            with T.serial(0, full_oc) as ob:
+                pixel_blocks(ob * cb, cb)
+            if rest_oc:
+                pixel_blocks(full_oc * cb, rest_oc)
+            return
         if full_px == 1:
             channel_blocks(start, pb)
         elif full_px:

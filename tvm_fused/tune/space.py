@@ -49,7 +49,7 @@ def _task_dims(task) -> dict:
 
 FEATURES = ("kind_dw", "kind_pw", "kind_dense", "log_oh", "log_ow", "log_c", "log_oc", "kh", "stride",
             "log_seg", "pixel_block", "channel_block", "unroll_words", "unroll_groups", "words_log", "rest",
-            "oc_rem", "px_rem", "unrolled", "groups_rem")
+            "oc_rem", "px_rem", "unrolled", "groups_rem", "channels_outer")
 
 
 def features(task, config) -> list[float]:
@@ -63,4 +63,4 @@ def features(task, config) -> list[float]:
             lg(t["oh"]), lg(t["ow"]), lg(t["c"]), lg(t["oc"]), t["kh"], t["stride"], lg(t["seg"]),
             pb, cb, uw, ug, lg(words), rest,
             t["oc"] % cb if cb else 0, t["ow"] % pb if pb else 0, float(uw >= words) if pb else 0.0,
-            ((t["c"] + 3) // 4) % ug if ug else 0]
+            ((t["c"] + 3) // 4) % ug if ug else 0, float(k.get("channels_outer", False))]
