@@ -114,3 +114,36 @@ def test_memory_banks_spread_the_arena_and_c_agrees(cache, tmp_path):
         np.testing.assert_array_equal(exe(x), cm.reference(x))
     finally:
         exe.close()
+
+
+def test_hot_bank_takes_the_fused_rings_and_c_agrees(cache, tmp_path):
+    """A hot bank (the H743's DTCM) gets the fused chains' scratch (ring) buffers first, the
+    default arena shrinks by what moved, and the generated C with the rings in their own array
+    gives the reference's bits. A hot bank too small for any ring gets nothing."""
+    from tvm_fused.backend import HostExecutable, generate_c
+    from tvm_fused.passes.memory_plan import place_in_banks, scratch_buffers
+
+    cm = cache.compile("mbv2-0.35-96-tiny", "auto")
+    rings = scratch_buffers(cm.plan)
+    assert rings, "the fused model has no chain scratch"
+    one = cm.plan.arena_bytes
+    plan = place_in_banks(cm.plan, [("main", one, ".bss.tvm_arena"), ("dtcm", 64 * 1024, ".tvm_arena_dtcm", True)])
+    assert {n for n, b in plan.buffers.items() if b.bank == "dtcm"} == rings
+    assert plan.banks["dtcm"]["hot"] and 0 < plan.banks["dtcm"]["arena_bytes"] <= 64 * 1024
+    assert plan.arena_bytes <= one
+    plan.check()
+    small = place_in_banks(cm.plan, [("main", one, ".bss.tvm_arena"), ("dtcm", 16, ".tvm_arena_dtcm", True)])
+    assert all(b.bank == "" for b in small.buffers.values()) and small.arena_bytes == one
+    lib = generate_c(cm.mod, plan, cm.io)
+    assert '__attribute__((section(".tvm_arena_dtcm")' in lib.files["src/arena.c"]
+    for rel, text in lib.files.items():
+        path = tmp_path / "model" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    exe = HostExecutable(tmp_path / "model", cm.io["outputs"][0]["shape"])
+    try:
+        for seed in range(2):
+            x = cm.random_input(seed)
+            np.testing.assert_array_equal(exe(x), cm.reference(x))
+    finally:
+        exe.close()

@@ -20,6 +20,9 @@ class Bank:
     name: str
     bytes: int
     section: str
+    # A fast bank (tightly coupled memory): the planner puts the fused chains' ring buffers,
+    # the most accessed activations, here first (``place_in_banks``).
+    hot: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Board:
     banks: tuple = ()
 
 
+# The part of the STM32H7's 128 KiB DTCM the planner may give to activations (hot rings); the
+# rest holds the stack (STACK_SIZE, 16 KiB by default) and the runtime's .data/.bss.
+DTCM_ACTIVATION_BYTES = 64 * 1024
+
 BOARDS = {
     "host": Board("host", "this machine (gcc), for checking generated C", None, None, True, "none", firmware=False),
     "qemu-mps2-an500": Board("qemu-mps2-an500", "QEMU mps2-an500, Cortex-M7 with FPU/DSP", 4 * 1024 * 1024,
@@ -45,7 +52,10 @@ BOARDS = {
     "nucleo-h743zi": Board("nucleo-h743zi", "STM32H743ZI: 2 MB flash, 512 KB AXI SRAM + 288 KB SRAM1-3 + 128 KB DTCM",
                            512 * 1024, 2 * 1024 * 1024, False, "cycles",
                            banks=(Bank("axisram", 512 * 1024, ".bss.tvm_arena"),
-                                  Bank("sram123", 288 * 1024, ".tvm_arena_sram123"))),
+                                  Bank("sram123", 288 * 1024, ".tvm_arena_sram123"),
+                                  # DTCM is shared with the stack and runtime .data/.bss (memory.ld):
+                                  # at most 64 of its 128 KiB for activations
+                                  Bank("dtcm", DTCM_ACTIVATION_BYTES, ".tvm_arena_dtcm", hot=True))),
 }
 
 # Boards with a firmware project (the template's boards/ folders), in registry order.

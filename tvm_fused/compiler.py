@@ -182,11 +182,14 @@ def _compile(model, board, fuse, ram_budget, name, progress, codegen, latency_bu
         skipped = [p.info.name for p in pipeline.phases.values() if getattr(p, "seconds", None) is None]
         raise TvmFusedError(f"{'the pass' if len(skipped) == 1 else 'the passes'} {', '.join(skipped)} did not run (disabled in the caller's PassContext?); "
                             "tvm_fused.compile needs all three: remove them from disabled_pass")
-    if target.banks and plan.arena_bytes > target.banks[0].bytes:  # spread over the board's banks
-        from .passes.memory_plan import place_in_banks
+    from .passes.memory_plan import place_in_banks, scratch_buffers
 
+    # spread over the board's banks when the first does not hold the arena, or when a hot bank
+    # (DTCM) can take the fused chains' ring buffers
+    if target.banks and (plan.arena_bytes > target.banks[0].bytes
+                         or (any(b.hot for b in target.banks) and scratch_buffers(plan))):
         plan = prog.step("place in banks", place_in_banks, plan,
-                         [(b.name, b.bytes, b.section) for b in target.banks])
+                         [(b.name, b.bytes, b.section, b.hot) for b in target.banks])
     codegen_mod = mod
     if stream_input:  # the host reference: the same chains reading a whole input (LLVM cannot link the callback)
         from .passes import FuseConvChains

@@ -11,7 +11,9 @@ from elftools.elf.elffile import ELFFile
 def elf_memory(elf) -> dict:
     """flash_bytes: load image (.isr_vector, .text, .rodata, .data init values, ...);
     static_ram_bytes: every writable allocated section (stack and arena included);
-    runtime_ram_bytes: .data + .bss + arena canaries (RAM that is neither arena nor stack)."""
+    runtime_ram_bytes: .data + .bss + arena canaries (RAM that is neither arena nor stack);
+    bank_arena_bytes: the arenas in other memory banks (``.tvm_arena_<bank>`` sections, e.g.
+    the H743's SRAM1-3 and DTCM), by section."""
     with open(Path(elf), "rb") as f:
         e = ELFFile(f)
         sections = {}
@@ -45,5 +47,6 @@ def elf_memory(elf) -> dict:
         "stack_reserved_bytes": sections.get(".stack", 0),
         "runtime_ram_bytes": data + bss + max(0, arena_section - arena),
         "static_ram_bytes": ram,
+        "bank_arena_bytes": {n: size for n, size in sections.items() if n.startswith(".tvm_arena_")},
         "sections": sections,
     }

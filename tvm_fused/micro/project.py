@@ -241,7 +241,10 @@ def _budget_summary(project_dir: Path, board: str, make_vars, region: str) -> st
     if region == "AXISRAM":  # H743: the arena has this region to itself
         return f"{arena} + 128 B canaries do not fit in the AXI SRAM ({where})"
     if region == "DTCM":
-        return f"stack {stack} B + runtime .data/.bss do not fit in the 128 KiB DTCM"
+        m = re.search(r"#define\s+TVMGEN_DEFAULT_ARENA_DTCM_SIZE\s+(\d+)", header.read_text()) \
+            if header.is_file() else None
+        rings = f" + ring buffers {m.group(1)} B" if m else ""
+        return f"stack {stack} B{rings} + runtime .data/.bss do not fit in the 128 KiB DTCM"
     if region == "FLASH":
         return "code + weights do not fit in flash"
     return f"{arena} + stack {stack} B + runtime .data/.bss do not fit in {where}"

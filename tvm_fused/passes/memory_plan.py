@@ -276,17 +276,25 @@ class MemoryPlan:
         return {name: dict(info) for name, info in self.banks.items()}
 
 
-def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
-    """Spread the plan's buffers over memory banks ``[(name, capacity, section), ...]`` (the
-    first is the default arena) so that every bank's own arena fits its capacity.
+def scratch_buffers(plan: MemoryPlan) -> set:
+    """Names of the fused chains' scratch buffers (their ring buffers: the hottest bytes)."""
+    return {op.scratch for op in plan.ops if op.scratch}
 
-    Greedy: while some bank is over capacity, move the largest buffer group (an in-place
-    alias group moves whole) alive at that bank's peak op to the first other bank that
-    still fits afterwards. Raises ValueError when nothing fits."""
+
+def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
+    """Spread the plan's buffers over memory banks ``[(name, capacity, section[, hot]), ...]``
+    (the first is the default arena) so that every bank's own arena fits its capacity.
+
+    Hot banks first: the fused chains' scratch buffers (ring buffers, read and written for
+    every row of the chain) go to the first ``hot`` bank (DTCM), largest first, each while
+    that bank still fits. Then, greedy: while some bank is over capacity, move the largest
+    buffer group (an in-place alias group moves whole) alive at that bank's peak op to the
+    first other bank that still fits afterwards. Raises ModelDoesNotFitError when nothing fits."""
     from ..errors import ModelDoesNotFitError
 
     names = [b[0] for b in banks]
     cap = {b[0]: int(b[1]) for b in banks}
+    hot = [b[0] for b in banks if len(b) > 3 and b[3]]
     buffers = list(plan.buffers.values())
     index = {b.name: i for i, b in enumerate(buffers)}
     parent = list(range(len(buffers)))
@@ -310,6 +318,14 @@ def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
         planner, arena = _plan(members, [a for a in plan.aliases if a.out in inside])
         return planner, arena
 
+    if hot:
+        rings = scratch_buffers(plan)
+        ring_groups = sorted((g for g, ms in groups.items() if any(buffers[i].name in rings for i in ms)),
+                             key=lambda g: -sum(buffers[i].size for i in groups[g]))
+        for g in ring_groups:
+            where[g] = hot[0]
+            if plan_bank(hot[0])[1] > cap[hot[0]]:
+                where[g] = names[0]
     planned = {bank: plan_bank(bank) for bank in names}
     for _ in range(4 * len(groups)):
         over = [bank for bank in names if planned[bank][1] > cap[bank]]
@@ -347,8 +363,8 @@ def place_in_banks(plan: MemoryPlan, banks) -> MemoryPlan:
         for b in planner.buffers:
             out[b.name] = Buffer(b.name, b.size, b.first_use, b.last_use, b.offset,
                                  "" if bank == names[0] else bank)
-    banks_info = {n: {"capacity": cap[n], "arena_bytes": planned[n][1], "section": sec}
-                  for n, _, sec in banks}
+    banks_info = {b[0]: {"capacity": cap[b[0]], "arena_bytes": planned[b[0]][1], "section": b[2],
+                         "hot": bool(len(b) > 3 and b[3])} for b in banks}
     result = MemoryPlan(out, plan.ops, plan.shapes, planned[names[0]][1], plan.lower_bound, plan.input_names,
                         plan.output_name, plan.live_bytes, plan.arena_bytes_without_input, plan.aliases,
                         plan.arena_bytes_without_inplace, plan.arena_bytes_without_input_inplace,
