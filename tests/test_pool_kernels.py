@@ -103,6 +103,7 @@ def _check(kernel, te_kernel, x, out_shape, expected, tmp_path):
 @given(case=_window())
 @example(case=((1, 1, 7, 5), (1, 3), (1, 2), (0, 1, 0, 2), (-128, 127), 7))  # 1 row, padding, odd C
 @example(case=((1, 5, 5, 8), (3, 3), (2, 2), (1, 1, 1, 1), (0, 127), 2))  # SAME 3x3/2, 2 groups
+@example(case=((1, 4, 5, 4), (4, 4), (1, 1), (0, 0, 0, 0), (5, 6), 2))  # 16 unrolled taps, both clamps
 def test_max_pool_kernel(case, tmp_path_factory):
     shape, kernel, strides, pads, act, seed = case
     p = MaxPoolParams(shape, kernel, strides, pads, *act)

@@ -121,79 +121,85 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
             data = T.arg("x", T.buffer(tuple(p.in_shape), "int8"))
             out = T.arg("out", T.buffer(out_shape, "int8"))
             # [0]: lanes (c0, c2), [1]: lanes (c1, c3); [2 + k]: int32 sum of channel k
-            acc = T.alloc_buffer((6 if many else 2,), "int32")
-            fin = T.alloc_buffer((1,), "int32")
-            x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
-            y_flat = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
+            # a root block: Relax's RewriteDataflowReshape inspects a kernel whose input and
+            # output have the same size (a stride-1 pool) and requires one
+            with T.sblock("root"):
+                acc = T.alloc_buffer((6 if many else 2,), "int32")
+                fin = T.alloc_buffer((1,), "int32")
+                x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
+                y_flat = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
 
-            def pixel(b, y, xx, rows_checked, cols_checked):
-                out_base = ((b * oh + y) * ow + xx) * c
-                if rows_checked or cols_checked:
-                    # valid taps: the product of the clipped window extents (as TFLite)
-                    y0, x0 = y * sh - pt, xx * sw - pl
-                    cy = tirx.min(y0 + kh, h) - tirx.max(y0, 0) if rows_checked else kh
-                    cx = tirx.min(x0 + kw, w) - tirx.max(x0, 0) if cols_checked else kw
-                    cnt = cy * cx  # not bound: often folds to a constant (an unused C variable)
-                else:
-                    cnt = kh * kw
-
-                def address(iy, ix):
-                    return ((b * h + iy) * w + ix) * c
-
-                def store(total, ch):
-                    total = T.bind(total if centre == 0 else total - cnt * centre)
-                    T.buffer_store(y_flat, finish(total, cnt, fin), [out_base + ch])
-
-                def group(g):
-                    c0 = g * 4
-                    for i in range(6 if many else 2):
-                        T.buffer_store(acc, tirx.const(0, "int32"), [i])
-
-                    def visit(ky, kx):
-                        iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
-                        if ok is False:
-                            return  # padded tap: not counted
-                        word = dsp.load_s8x4(x[address(iy, ix) + c0])
-                        if ok is not True:
-                            word = tirx.if_then_else(ok, word, tirx.const(0, "int32"))
-                        word = T.bind(word)
-                        T.buffer_store(acc, dsp.sxtab16(acc[0], word), [0])
-                        T.buffer_store(acc, dsp.sxtab16_ror8(acc[1], word), [1])
-
-                    def flush():
-                        a02, a13 = T.bind(acc[0]), T.bind(acc[1])
-                        for k, lane in enumerate([dsp.lo16(a02), dsp.lo16(a13), dsp.hi16(a02), dsp.hi16(a13)]):
-                            T.buffer_store(acc, T.bind(acc[2 + k]) + lane, [2 + k])
-                        T.buffer_store(acc, tirx.const(0, "int32"), [0])
-                        T.buffer_store(acc, tirx.const(0, "int32"), [1])
-
-                    taps(kh, kw, visit, LANE_TAPS, flush)
-                    if many:
-                        sums = [acc[2 + k] for k in range(4)]
+                def pixel(b, y, xx, rows_checked, cols_checked):
+                    out_base = ((b * oh + y) * ow + xx) * c
+                    if rows_checked or cols_checked:
+                        # valid taps: the product of the clipped window extents (as TFLite)
+                        y0, x0 = y * sh - pt, xx * sw - pl
+                        cy = tirx.min(y0 + kh, h) - tirx.max(y0, 0) if rows_checked else kh
+                        cx = tirx.min(x0 + kw, w) - tirx.max(x0, 0) if cols_checked else kw
+                        cnt = cy * cx  # not bound: often folds to a constant (an unused C variable)
                     else:
-                        a02, a13 = T.bind(acc[0]), T.bind(acc[1])
-                        sums = [dsp.lo16(a02), dsp.lo16(a13), dsp.hi16(a02), dsp.hi16(a13)]
-                    for k in range(4):
-                        store(sums[k], c0 + k)
+                        cnt = kh * kw
 
-                span_groups(groups, group)
-                if c % 4:
-                    with T.serial(groups * 4, c) as ch:
-                        T.buffer_store(acc, tirx.const(0, "int32"), [0])
+                    def address(iy, ix):
+                        return ((b * h + iy) * w + ix) * c
+
+                    def store(total, ch):
+                        total = T.bind(total if centre == 0 else total - cnt * centre)
+                        T.buffer_store(y_flat, finish(total, cnt, fin), [out_base + ch])
+
+                    def group(g):
+                        c0 = g * 4
+                        for i in range(6 if many else 2):
+                            T.buffer_store(acc, tirx.const(0, "int32"), [i])
 
                         def visit(ky, kx):
                             iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
                             if ok is False:
-                                return
-                            v = x[address(iy, ix) + ch].astype("int32")
-                            if ok is not True:
-                                v = tirx.if_then_else(ok, v, tirx.const(0, "int32"))
-                            T.buffer_store(acc, acc[0] + v, [0])
+                                return  # padded tap: not counted
+                            word = dsp.load_s8x4(x[address(iy, ix) + c0])
+                            if ok is True:
+                                word = T.bind(word)
+                            else:
+                                # not bound: TIR may fold the select to 0 later and leave an unused
+                                # C variable behind (as in depthwise.py); gcc merges the two loads
+                                word = tirx.if_then_else(ok, word, tirx.const(0, "int32"))
+                            T.buffer_store(acc, dsp.sxtab16(acc[0], word), [0])
+                            T.buffer_store(acc, dsp.sxtab16_ror8(acc[1], word), [1])
 
-                        taps(kh, kw, visit)
-                        store(acc[0], ch)
+                        def flush():
+                            a02, a13 = T.bind(acc[0]), T.bind(acc[1])
+                            for k, lane in enumerate([dsp.lo16(a02), dsp.lo16(a13), dsp.hi16(a02), dsp.hi16(a13)]):
+                                T.buffer_store(acc, T.bind(acc[2 + k]) + lane, [2 + k])
+                            T.buffer_store(acc, tirx.const(0, "int32"), [0])
+                            T.buffer_store(acc, tirx.const(0, "int32"), [1])
 
-            output_pixels(p, pixel)
+                        taps(kh, kw, visit, LANE_TAPS, flush)
+                        if many:
+                            sums = [acc[2 + k] for k in range(4)]
+                        else:
+                            a02, a13 = T.bind(acc[0]), T.bind(acc[1])
+                            sums = [dsp.lo16(a02), dsp.lo16(a13), dsp.hi16(a02), dsp.hi16(a13)]
+                        for k in range(4):
+                            store(sums[k], c0 + k)
+
+                    span_groups(groups, group)
+                    if c % 4:
+                        with T.serial(groups * 4, c) as ch:
+                            T.buffer_store(acc, tirx.const(0, "int32"), [0])
+
+                            def visit(ky, kx):
+                                iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
+                                if ok is False:
+                                    return
+                                v = x[address(iy, ix) + ch].astype("int32")
+                                if ok is not True:
+                                    v = tirx.if_then_else(ok, v, tirx.const(0, "int32"))
+                                T.buffer_store(acc, acc[0] + v, [0])
+
+                            taps(kh, kw, visit)
+                            store(acc[0], ch)
+
+                output_pixels(p, pixel)
     return hand_written(ib.get())
 
 
