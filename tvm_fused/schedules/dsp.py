@@ -21,6 +21,11 @@ Semantics (all int32, two's complement, wrapping like the instructions):
     smlabb(a, b, acc)     = acc + lo16(a) * lo16(b)
     smlatt(a, b, acc)     = acc + hi16(a) * hi16(b)
     requantize(acc, M, s) = MultiplyByQuantizedMultiplier(acc, M, s)   (fixed_point.requantize_expr)
+    max_s8x4(a, b)        = per byte k: max(sbyte_k(a), sbyte_k(b))       (SSUB8 then SEL(a, b))
+    min_s8x4(a, b)        = per byte k: min(sbyte_k(a), sbyte_k(b))       (SSUB8 then SEL(b, a))
+    sxtab16(acc, w)       = lanes (lo16(acc) + sbyte0(w), hi16(acc) + sbyte2(w)), each mod 2^16
+    sxtab16_ror8(acc, w)  = sxtab16(acc, w ror 8): bytes 1 and 3
+    lo16(v), hi16(v)      = the sign-extended 16-bit halves of v
 
 ``requantize`` in C computes TFLite's double rounding with one SMULL and 32-bit
 shifts; ``tests/test_dsp_kernels.py`` checks it against fixed_point.py.
@@ -99,6 +104,49 @@ def _llvm_smlatt(call):
     return acc + _hi16(a) * _hi16(b)
 
 
+def _sbyte(v, k):
+    """Byte k of int32 ``v``, sign-extended."""
+    return tirx.shift_right(v, _i32(24)) if k == 3 else _sext8(v if k == 0 else tirx.shift_right(v, _i32(8 * k)))
+
+
+def _pack8(values):
+    """Four int32 values in [-128, 127] as the bytes of one int32 word (little endian)."""
+    word = None
+    for k, v in enumerate(values):
+        term = tirx.bitwise_and(v, _i32(0xFF)) if k < 3 else v
+        term = term if k == 0 else tirx.shift_left(term, _i32(8 * k))
+        word = term if word is None else tirx.bitwise_or(word, term)
+    return word
+
+
+def _llvm_max_s8x4(call):
+    a, b = call.args
+    return _pack8([tirx.max(_sbyte(a, k), _sbyte(b, k)) for k in range(4)])
+
+
+def _llvm_min_s8x4(call):
+    a, b = call.args
+    return _pack8([tirx.min(_sbyte(a, k), _sbyte(b, k)) for k in range(4)])
+
+
+def _llvm_sxtab16(call):
+    acc, w = call.args
+    return _pack16(_lo16(acc) + _sbyte(w, 0), _hi16(acc) + _sbyte(w, 2))
+
+
+def _llvm_sxtab16_ror8(call):
+    acc, w = call.args
+    return _pack16(_lo16(acc) + _sbyte(w, 1), _hi16(acc) + _sbyte(w, 3))
+
+
+def _llvm_lo16(call):
+    return _lo16(call.args[0])
+
+
+def _llvm_hi16(call):
+    return _hi16(call.args[0])
+
+
 def _llvm_requantize(call):
     acc, mult, shift = call.args
     return requantize_expr(acc, mult, shift)
@@ -121,6 +169,12 @@ _OPS = {
     "smlabb": (3, _PURE, _llvm_smlabb, "tvmf_smlabb"),
     "smlatt": (3, _PURE, _llvm_smlatt, "tvmf_smlatt"),
     "requantize": (3, _PURE, _llvm_requantize, "tvmf_requantize"),
+    "max_s8x4": (2, _READ_STATE, _llvm_max_s8x4, "tvmf_max_s8x4"),
+    "min_s8x4": (2, _READ_STATE, _llvm_min_s8x4, "tvmf_min_s8x4"),
+    "sxtab16": (2, _PURE, _llvm_sxtab16, "tvmf_sxtab16"),
+    "sxtab16_ror8": (2, _PURE, _llvm_sxtab16_ror8, "tvmf_sxtab16_ror8"),
+    "lo16": (1, _READ_STATE, _llvm_lo16, "tvmf_lo16"),
+    "hi16": (1, _READ_STATE, _llvm_hi16, "tvmf_hi16"),
 }
 C_FUNCTIONS = tuple(v[3] for v in _OPS.values())
 
@@ -174,6 +228,41 @@ def requantize(acc, mult, shift):
                             else mult, _i32(int(shift)) if isinstance(shift, int) else shift)
 
 
+def max_s8x4(a, b):
+    """Byte-wise signed max of two words of four int8."""
+    return tirx.call_intrin(_I32, "tvm_fused.max_s8x4", _i32(a), _i32(b))
+
+
+def min_s8x4(a, b):
+    """Byte-wise signed min of two words of four int8."""
+    return tirx.call_intrin(_I32, "tvm_fused.min_s8x4", _i32(a), _i32(b))
+
+
+def sxtab16(acc, w):
+    """Add int8 bytes 0 and 2 of ``w`` to the two int16 lanes of ``acc`` (wrapping per lane)."""
+    return tirx.call_intrin(_I32, "tvm_fused.sxtab16", acc, w)
+
+
+def sxtab16_ror8(acc, w):
+    """Add int8 bytes 1 and 3 of ``w`` to the two int16 lanes of ``acc`` (wrapping per lane)."""
+    return tirx.call_intrin(_I32, "tvm_fused.sxtab16_ror8", acc, w)
+
+
+def lo16(v):
+    return tirx.call_intrin(_I32, "tvm_fused.lo16", v)
+
+
+def hi16(v):
+    return tirx.call_intrin(_I32, "tvm_fused.hi16", v)
+
+
+def s8x4_word(value: int) -> int:
+    """The int32 word holding ``value`` (an int8) in each of its four bytes."""
+    b = value & 0xFF
+    w = b | b << 8 | b << 16 | b << 24
+    return w - (1 << 32) if w >= 1 << 31 else w
+
+
 def uses_header(c_source: str) -> bool:
     return any(name + "(" in c_source for name in C_FUNCTIONS)
 
@@ -197,6 +286,10 @@ static inline int32_t tvmf_load_s8x4(const int8_t* p) {
   return w;
 }
 
+/* sign-extended 16-bit halves (SXTH, ASR) */
+static inline int32_t tvmf_lo16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v & 0xFFFFu); }
+static inline int32_t tvmf_hi16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v >> 16); }
+
 #ifdef TVMF_DSP
 static inline int32_t tvmf_sxtb16(int32_t w) { return (int32_t)__sxtb16((int8x4_t)w); }
 static inline int32_t tvmf_sxtb16_ror8(int32_t w) {
@@ -209,9 +302,23 @@ static inline int32_t tvmf_smlad(int32_t a, int32_t b, int32_t acc) {
 }
 static inline int32_t tvmf_smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
 static inline int32_t tvmf_smlatt(int32_t a, int32_t b, int32_t acc) { return __smlatt(a, b, acc); }
+/* SSUB8 sets GE[k] where byte k of a >= byte k of b (signed); SEL picks per byte.
+ * GCC models the GE flags of these ACLE intrinsics, so the pair is kept in order. */
+static inline int32_t tvmf_max_s8x4(int32_t a, int32_t b) {
+  (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+  return (int32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+}
+static inline int32_t tvmf_min_s8x4(int32_t a, int32_t b) {
+  (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+  return (int32_t)__sel((uint8x4_t)b, (uint8x4_t)a);
+}
+static inline int32_t tvmf_sxtab16(int32_t acc, int32_t w) { return (int32_t)__sxtab16((int16x2_t)acc, (int8x4_t)w); }
+static inline int32_t tvmf_sxtab16_ror8(int32_t acc, int32_t w) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(w));
+  return r;
+}
 #else
-static inline int32_t tvmf_lo16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v & 0xFFFFu); }
-static inline int32_t tvmf_hi16(int32_t v) { return (int32_t)(int16_t)(uint16_t)((uint32_t)v >> 16); }
 static inline int32_t tvmf_pack16(int32_t lo, int32_t hi) {
   return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
 }
@@ -229,6 +336,31 @@ static inline int32_t tvmf_smlabb(int32_t a, int32_t b, int32_t acc) {
 }
 static inline int32_t tvmf_smlatt(int32_t a, int32_t b, int32_t acc) {
   return (int32_t)((uint32_t)acc + (uint32_t)(tvmf_hi16(a) * tvmf_hi16(b)));
+}
+static inline int32_t tvmf_sbyte(int32_t w, int k) { return (int8_t)(uint8_t)(((uint32_t)w >> (8 * k)) & 0xFFu); }
+static inline int32_t tvmf_max_s8x4(int32_t a, int32_t b) {
+  uint32_t r = 0;
+  int k;
+  for (k = 0; k < 4; ++k) {
+    int32_t x = tvmf_sbyte(a, k), y = tvmf_sbyte(b, k);
+    r |= ((uint32_t)(x > y ? x : y) & 0xFFu) << (8 * k);
+  }
+  return (int32_t)r;
+}
+static inline int32_t tvmf_min_s8x4(int32_t a, int32_t b) {
+  uint32_t r = 0;
+  int k;
+  for (k = 0; k < 4; ++k) {
+    int32_t x = tvmf_sbyte(a, k), y = tvmf_sbyte(b, k);
+    r |= ((uint32_t)(x < y ? x : y) & 0xFFu) << (8 * k);
+  }
+  return (int32_t)r;
+}
+static inline int32_t tvmf_sxtab16(int32_t acc, int32_t w) {
+  return tvmf_pack16(tvmf_lo16(acc) + tvmf_sbyte(w, 0), tvmf_hi16(acc) + tvmf_sbyte(w, 2));
+}
+static inline int32_t tvmf_sxtab16_ror8(int32_t acc, int32_t w) {
+  return tvmf_pack16(tvmf_lo16(acc) + tvmf_sbyte(w, 1), tvmf_hi16(acc) + tvmf_sbyte(w, 3));
 }
 #endif
 

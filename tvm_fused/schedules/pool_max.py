@@ -5,6 +5,14 @@ the input (padded taps are skipped, never compared)::
 
     y = clamp(max_{taps inside} x, act_min, act_max)
 
+The kernel (``max_pool_int8``) takes 4 channels per 32-bit word: SSUB8 sets the GE flag of
+each byte where the first operand is the larger, SEL picks per byte, so a tap costs a word
+load and two instructions (``dsp.max_s8x4``); the activation clamp is a byte-wise max/min
+with a word of 4 copies of the bound, and 4 byte stores (one unaligned STR after gcc's
+store merging). Channels beyond the last multiple of 4 are scalar. ``max_pool_int8_te``
+is the plain TE form of the same arithmetic (one channel at a time), kept as the
+reference the tests compare with.
+
 No requantization: TFLite requires equal input and output quantization (an ONNX
 QDQ MaxPool whose output quantization differs is followed by a requantize; max
 commutes with the monotone requantization, so the order does not matter).
@@ -14,10 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tvm import te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.tirx.script.builder import ir as T
 
-from .common import finish_prim_func
+from . import dsp
+from .common import finish_prim_func, hand_written
 from .conv2d import Conv2DParams
 from .pool import window_input
+from .pool_window import output_pixels, tap_position, taps
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,104 @@ class MaxPoolParams:
 
 
 def max_pool_int8(p: MaxPoolParams, name: str = "max_pool"):
-    """PrimFunc(x, out)."""
+    """PrimFunc(x, out): the DSP kernel (see the module doc)."""
+    p.check()
+    n, h, w, c = p.in_shape
+    _, oh, ow, _ = p.out_shape
+    kh, kw = p.kernel
+    groups = c // 4
+    lowest4 = dsp.s8x4_word(-128)
+
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            data = T.arg("x", T.buffer(tuple(p.in_shape), "int8"))
+            out = T.arg("out", T.buffer(tuple(p.out_shape), "int8"))
+            # a root block: Relax's RewriteDataflowReshape inspects a kernel whose input and
+            # output have the same size (a stride-1 pool) and requires one
+            with T.sblock("root"):
+                acc = T.alloc_buffer((1,), "int32")
+                x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
+                y_flat = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
+
+                def pixel(b, y, xx, rows_checked, cols_checked):
+                    out_base = ((b * oh + y) * ow + xx) * c
+
+                    def address(iy, ix):
+                        return ((b * h + iy) * w + ix) * c
+
+                    def group(g):
+                        c0 = g * 4
+                        # The running max lives in acc[0], not in bound locals: the LLVM rule uses
+                        # its operands 4 times and TVM's simplifier substitutes bound locals, so a
+                        # chain of locals would grow as 4^taps there. gcc keeps acc[0] in a register.
+                        if kh * kw <= 16 and not (rows_checked or cols_checked):
+                            # unrolled, all taps inside: start from the first tap
+                            for t in range(kh * kw):
+                                iy, ix, _ = tap_position(p, y, xx, t // kw, t % kw, False, False)
+                                word = dsp.load_s8x4(x[address(iy, ix) + c0])
+                                T.buffer_store(acc, word if t == 0 else dsp.max_s8x4(acc[0], word), [0])
+                        else:
+                            T.buffer_store(acc, tirx.const(lowest4, "int32"), [0])  # -128: max's identity
+
+                            def visit(ky, kx):
+                                iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
+                                if ok is False:
+                                    return  # padded tap: skipped
+                                word = dsp.load_s8x4(x[address(iy, ix) + c0])
+                                if ok is not True:
+                                    word = tirx.if_then_else(ok, word, tirx.const(lowest4, "int32"))
+                                T.buffer_store(acc, dsp.max_s8x4(acc[0], word), [0])
+
+                            taps(kh, kw, visit)
+                        if p.act_min > -128:
+                            T.buffer_store(acc, dsp.max_s8x4(acc[0], dsp.s8x4_word(p.act_min)), [0])
+                        if p.act_max < 127:
+                            T.buffer_store(acc, dsp.min_s8x4(acc[0], dsp.s8x4_word(p.act_max)), [0])
+                        m = T.bind(acc[0])
+                        for k in range(4):  # gcc merges the four byte stores into one STR
+                            byte = m if k == 0 else tirx.shift_right(m, tirx.const(8 * k, "int32"))
+                            T.buffer_store(y_flat, byte.astype("int8"), [out_base + c0 + k])
+
+                    span_groups(groups, group)
+                    if c % 4:
+                        with T.serial(groups * 4, c) as ch:
+                            T.buffer_store(acc, tirx.const(-128, "int32"), [0])
+
+                            def visit(ky, kx):
+                                iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
+                                if ok is False:
+                                    return
+                                v = x[address(iy, ix) + ch].astype("int32")
+                                if ok is not True:
+                                    v = tirx.if_then_else(ok, v, tirx.const(-128, "int32"))
+                                # acc[0] bound first: TVM's C codegen would reuse a stale temporary
+                                # of ``acc[0]`` for max's operand (see gemm.epilogue)
+                                T.buffer_store(acc, tirx.max(T.bind(acc[0]), v), [0])
+
+                            taps(kh, kw, visit)
+                            v = T.bind(acc[0])
+                            if p.act_min > -128:
+                                v = tirx.max(v, p.act_min)
+                            if p.act_max < 127:
+                                v = tirx.min(v, p.act_max)
+                            T.buffer_store(y_flat, v.astype("int8"), [out_base + ch])
+
+                output_pixels(p, pixel)
+    return hand_written(ib.get())
+
+
+def span_groups(groups: int, body):
+    """``body(g)`` for the ``groups`` channel groups of 4 (a loop unless there is one)."""
+    if groups == 1:
+        body(0)
+    elif groups > 1:
+        with T.serial(0, groups) as g:
+            body(g)
+
+
+def max_pool_int8_te(p: MaxPoolParams, name: str = "max_pool"):
+    """PrimFunc(x, out): TE, one channel at a time (the reference for the kernel above)."""
     p.check()
     _, h, w, _ = p.in_shape
     kh, kw = p.kernel
