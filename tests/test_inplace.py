@@ -88,7 +88,7 @@ def test_random_unfused_chains_with_inplace_c_equals_reference(seed, tmp_path):
 def test_memory_banks_spread_the_arena_and_c_agrees(cache, tmp_path):
     """place_in_banks: every bank within its capacity, no overlap inside a bank, in-place
     groups kept together; the generated C with two arena arrays gives the reference's bits."""
-    from tvm_fused.backend import HostExecutable, generate_c
+    from tvm_fused.backend import generate_c
     from tvm_fused.passes.memory_plan import place_in_banks
 
     cm = cache.compile("mbv2-0.35-96-tiny")
@@ -104,23 +104,14 @@ def test_memory_banks_spread_the_arena_and_c_agrees(cache, tmp_path):
         place_in_banks(cm.plan, [("main", one // 4, ".bss.tvm_arena"), ("second", one // 4, ".x")])
     lib = generate_c(cm.mod, plan, cm.io)
     assert "tvmgen_default_arena_second" in lib.files["src/arena.c"]
-    for rel, text in lib.files.items():
-        path = tmp_path / "model" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    exe = HostExecutable(tmp_path / "model", cm.io["outputs"][0]["shape"])
-    try:
-        x = cm.random_input(3)
-        np.testing.assert_array_equal(exe(x), cm.reference(x))
-    finally:
-        exe.close()
+    _assert_c_equals_reference(lib, cm, tmp_path, seeds=[3])
 
 
 def test_hot_bank_takes_the_fused_rings_and_c_agrees(cache, tmp_path):
     """A hot bank (the H743's DTCM) gets the fused chains' scratch (ring) buffers first, the
     default arena shrinks by what moved, and the generated C with the rings in their own array
     gives the reference's bits. A hot bank too small for any ring gets nothing."""
-    from tvm_fused.backend import HostExecutable, generate_c
+    from tvm_fused.backend import generate_c
     from tvm_fused.passes.memory_plan import place_in_banks, scratch_buffers
 
     cm = cache.compile("mbv2-0.35-96-tiny", "auto")
@@ -136,13 +127,20 @@ def test_hot_bank_takes_the_fused_rings_and_c_agrees(cache, tmp_path):
     assert all(b.bank == "" for b in small.buffers.values()) and small.arena_bytes == one
     lib = generate_c(cm.mod, plan, cm.io)
     assert '__attribute__((section(".tvm_arena_dtcm")' in lib.files["src/arena.c"]
+    _assert_c_equals_reference(lib, cm, tmp_path, seeds=[0, 1])
+
+
+def _assert_c_equals_reference(lib, cm, tmp_path, seeds):
+    """Write the C library, build it for this machine (ASan + UBSan), compare with the reference."""
+    from tvm_fused.backend import HostExecutable
+
     for rel, text in lib.files.items():
         path = tmp_path / "model" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     exe = HostExecutable(tmp_path / "model", cm.io["outputs"][0]["shape"])
     try:
-        for seed in range(2):
+        for seed in seeds:
             x = cm.random_input(seed)
             np.testing.assert_array_equal(exe(x), cm.reference(x))
     finally:

@@ -31,6 +31,7 @@ from .common import MAX_REDUCTION, hand_written
 from .config import GemmConfig, chosen
 from .dense import DenseParams
 from .gemm import GemmTask, Operand
+from .weight_layout import folded_bias
 
 
 def effective_scales(in_scale: float, w_scales, out_scale: float) -> np.ndarray:
@@ -61,9 +62,7 @@ def pack_dense_double(weight, bias, in_zp: int) -> list[np.ndarray]:
     """(in, out) int8 weights + int32 bias -> [w8 (out, in), bias'] with the input zero point
     folded into the bias (``weight_layout``): the GEMM micro-kernel's layout, no multipliers."""
     w_oi = np.ascontiguousarray(np.asarray(weight, np.int8).T)
-    sums = w_oi.astype(np.int64).sum(axis=1)
-    bias_f = np.asarray(bias, np.int64) - int(in_zp) * sums
-    return [w_oi.reshape(-1), ((bias_f + 2**31) % 2**32 - 2**31).astype(np.int32)]
+    return [w_oi.reshape(-1), folded_bias(bias, w_oi.astype(np.int64).sum(axis=1), in_zp)]
 
 
 def scaled_fits_int32(p: DenseParams, bias, eff) -> bool:

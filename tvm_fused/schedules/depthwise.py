@@ -41,6 +41,17 @@ def _fold(cond):
     return cond
 
 
+def _tap_valid(row_ok, check_cols: bool, ky, ix, in_w: int):
+    """The condition for tap row ``ky`` at input column ``ix`` to lie inside the input, or
+    None when nothing needs checking (``row_ok`` None: rows known inside)."""
+    conds = []
+    if row_ok is not None:
+        conds.append(row_ok(ky))
+    if check_cols:
+        conds += [ix >= 0, ix < in_w]
+    return tirx.all(*conds) if conds else None
+
+
 class DepthwiseTask:
     def __init__(self, p, x: Operand, w8: Operand, w32: Operand, table: Operand, out: Operand, acc,
                  cfg: DepthwiseConfig):
@@ -59,12 +70,7 @@ class DepthwiseTask:
         zp_pair = tirx.const((p.in_zp & 0xFFFF) | (p.in_zp << 16), "int32")
 
         def valid(ky, ix):
-            conds = []
-            if row_ok is not None:
-                conds.append(row_ok(ky))
-            if check_cols:
-                conds += [ix >= 0, ix < in_w]
-            return tirx.all(*conds) if conds else None
+            return _tap_valid(row_ok, check_cols, ky, ix, in_w)
 
         def group(g, slot):
             c0, a0 = g * 4, slot * 4
@@ -121,8 +127,7 @@ class DepthwiseTask:
             for ky in range(kh):
                 for kx in range(kw):
                     ix = xx * sw - pl + kx
-                    conds = ([row_ok(ky)] if row_ok is not None else []) + ([ix >= 0, ix < in_w] if check_cols else [])
-                    ok = _fold(tirx.all(*conds) if conds else None)
+                    ok = _fold(_tap_valid(row_ok, check_cols, ky, ix, in_w))
                     xv = tirx.const(p.in_zp, "int32")
                     if ok is not False:
                         xv_in = self.x[row_base(ky) + ix * c + ch].astype("int32")

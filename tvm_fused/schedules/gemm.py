@@ -119,45 +119,34 @@ class GemmTask:
         blocks outer (each weight block feeds every pixel block)."""
         pb = max(1, min(self.cfg.pixel_block, count))
         cb = max(1, min(self.cfg.channel_block, self.oc))
-        full_px, rest_px = divmod(count, pb)
-        full_oc, rest_oc = divmod(self.oc, cb)
 
-        def channel_blocks(p0, n_px):
-            pa = (lambda i, s: px_addr(p0 + i, s))
-            oa = (lambda i: out_addr(p0 + i))
-            if full_oc == 1:
-                self.block(pa, oa, n_px, 0, cb)
-            elif full_oc:
-                with T.serial(0, full_oc) as ob:
-                    self.block(pa, oa, n_px, ob * cb, cb)
-            if rest_oc:
-                self.block(pa, oa, n_px, full_oc * cb, rest_oc)
+        def pixel_blocks(body):
+            _blocks(count, pb, lambda p0, n_px: body(start + p0, n_px))
 
-        if self.cfg.channels_outer and full_oc > 1:
+        def channel_blocks(body):
+            _blocks(self.oc, cb, body)
+
+        def block(p0, n_px, o0, n_oc):
+            self.block(lambda i, s: px_addr(p0 + i, s), lambda i: out_addr(p0 + i), n_px, o0, n_oc)
+
+        if self.cfg.channels_outer and self.oc // cb > 1:
             # weight-stationary: each channel block's weights stay hot while all pixels pass
-            def pixel_blocks(o0, n_oc):
-                def block(p0, n_px):
-                    self.block(lambda i, s: px_addr(p0 + i, s), lambda i: out_addr(p0 + i), n_px, o0, n_oc)
-                if full_px == 1:
-                    block(start, pb)
-                elif full_px:
-                    with T.serial(0, full_px) as b:
-                        block(start + b * pb, pb)
-                if rest_px:
-                    block(start + full_px * pb, rest_px)
+            channel_blocks(lambda o0, n_oc: pixel_blocks(lambda p0, n_px: block(p0, n_px, o0, n_oc)))
+        else:
+            pixel_blocks(lambda p0, n_px: channel_blocks(lambda o0, n_oc: block(p0, n_px, o0, n_oc)))
 
-            with T.serial(0, full_oc) as ob:
-                pixel_blocks(ob * cb, cb)
-            if rest_oc:
-                pixel_blocks(full_oc * cb, rest_oc)
-            return
-        if full_px == 1:
-            channel_blocks(start, pb)
-        elif full_px:
-            with T.serial(0, full_px) as b:
-                channel_blocks(start + b * pb, pb)
-        if rest_px:
-            channel_blocks(start + full_px * pb, rest_px)
+
+def _blocks(total: int, size: int, body):
+    """``body(first, n)`` over ``total`` items in blocks of ``size``: the full blocks (a loop
+    when there are several, inline when one), then the remainder block."""
+    full, rest = divmod(total, size)
+    if full == 1:
+        body(0, size)
+    elif full:
+        with T.serial(0, full) as b:
+            body(b * size, size)
+    if rest:
+        body(full * size, rest)
 
 
 def conv_pixel_checked(task: GemmTask, p, row_base, row_ok, xx, in_w: int, out_addr):

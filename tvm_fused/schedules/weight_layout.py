@@ -23,8 +23,13 @@ def _wrap_i32(v) -> np.ndarray:
     return ((v + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
+def folded_bias(bias, weight_sums, in_zp) -> np.ndarray:
+    """``b - z_in * sum_t w_t`` per output channel, wrapped to int32."""
+    return _wrap_i32(np.asarray(bias, np.int64) - int(in_zp) * np.asarray(weight_sums, np.int64))
+
+
 def folded_table(bias, weight_sums, in_zp, mult, shift) -> np.ndarray:
-    bias_f = _wrap_i32(np.asarray(bias, np.int64) - int(in_zp) * np.asarray(weight_sums, np.int64))
+    bias_f = folded_bias(bias, weight_sums, in_zp)
     return np.concatenate([bias_f, np.asarray(mult, np.int32), np.asarray(shift, np.int32)]).astype(np.int32)
 
 
