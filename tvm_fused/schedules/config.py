@@ -47,9 +47,9 @@ class DepthwiseConfig:
     computed together (2: each tap's weights loaded once for both, and with stride 1 the shared
     input words loaded and unpacked once; 8 accumulators per group)."""
 
-    # measured per task on QEMU (mbv2_035_96's ten depthwise shapes, one-kernel models): unroll_groups
-    # 2 beats 1 on every one (1-4%; whole model 31.57 M -> 31.36 M instructions); pixel_block 2 loses
-    # on all but the 6x6 ones (16 live registers spill), so it is left to the tuner
+    # measured per task on QEMU by benchmarks/knobs.py (mbv2_035_96's ten depthwise shapes):
+    # unroll_groups 2 beats 1 on every one (1.6-3.7%; whole model 31.52 M -> 31.30 M instructions);
+    # pixel_block 2 loses on all but the 6x6 ones (registers spill), so it is left to the tuner
     unroll_groups: int = 2
     pixel_block: int = 1
 
