@@ -28,8 +28,9 @@ venv: $(VENV)/.installed
 
 setup: toolchain venv
 
+# one pytest worker per core (pytest-xdist): the suite is mostly TVM/LLVM host builds and gcc
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 demo: setup
 	$(VENV)/bin/tvm-fused demo

@@ -23,7 +23,7 @@ setup(
         "cloudpickle",
         "psutil",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis"]},
     entry_points={"console_scripts": ["tvm-fused=tvm_fused.cli:main"]},
     # Data files ship inside the package and are found with importlib.resources (no source tree needed):
     # the firmware template (Makefile, linker scripts, C sources of the RPC server, one folder per board).
