@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-task effect of single schedule knobs against the defaults, on the QEMU Cortex-M7.
 
-    python benchmarks/knobs.py [MODEL] [--parallel 2]
+    python benchmarks/knobs.py [MODEL] [--parallel 2] [--max-tasks N]
 
 For every depthwise task of the model (default: the fixture): DepthwiseConfig
 (unroll_groups, pixel_block) in {1, 2}^2; for its first six GEMM tasks: the default
@@ -32,10 +32,12 @@ def main(argv=None) -> int:
     ap.add_argument("--board", default="qemu-mps2-an500")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "knobs.json")
+    ap.add_argument("--max-tasks", type=int, default=None,
+                    help="measure at most this many depthwise and GEMM tasks each (a quick check)")
     args = ap.parse_args(argv)
     tasks = model_tasks(args.model)
-    dw = [t for t in tasks if t.kind == "depthwise_conv2d"]
-    gemm = [t for t in tasks if t.kind != "depthwise_conv2d"][:6]
+    dw = [t for t in tasks if t.kind == "depthwise_conv2d"][:args.max_tasks]
+    gemm = [t for t in tasks if t.kind != "depthwise_conv2d"][:min(6, args.max_tasks or 6)]
     configs = {t.key: [DepthwiseConfig(u, p) for u in (1, 2) for p in (1, 2)] for t in dw}
     configs.update({t.key: [GemmConfig(), GemmConfig(channels_outer=True)] for t in gemm})
     pairs = [(t, c) for t in dw + gemm for c in configs[t.key]]

@@ -71,3 +71,24 @@ def test_device_benchmark_on_zoo_model_checks_reference(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     (row,) = json.loads(out.read_text())["results"]
     assert row["fuse"] == "auto" and row["output_matches_reference"] is True and row["canaries_ok"]
+
+
+@needs_qemu
+def test_knobs_benchmark_one_task_each(tmp_path):
+    """benchmarks/knobs.py: every depthwise knob pair and both GEMM loop orders measured
+    (one-kernel firmware on QEMU, output checked against the host reference by the runner)."""
+    from tvm_fused import models
+
+    out = tmp_path / "knobs.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "knobs.py"), str(models.path("mbv2-0.35-96-tiny")),
+                          "--max-tasks", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    dw = [r for r in rows if "unroll_groups" in r["config"]]
+    gemm = [r for r in rows if "channels_outer" in r["config"]]
+    assert sorted((r["config"]["unroll_groups"], r["config"]["pixel_block"]) for r in dw) == [(1, 1), (1, 2), (2, 1),
+                                                                                              (2, 2)]
+    assert sorted(r["config"]["channels_outer"] for r in gemm) == [False, True]
+    assert len({r["task"] for r in dw}) == 1 and len({r["task"] for r in gemm}) == 1
+    assert all(r["instructions"] > 0 for r in rows)
+    assert "wrote" in res.stdout
