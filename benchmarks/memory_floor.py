@@ -5,7 +5,8 @@
     python benchmarks/memory_floor.py --models mbv2-0.35-96
 
 No device: this compiles each model (fuse "none" and "auto", codegen off) and reads shapes
-and the memory plan. Two bounds, both on live bytes (any layout, any bank):
+and the memory plan. Two bounds (tvm_fused/passes/memory_floor.py), both on live bytes (any
+layout, any bank):
 
   largest_tensor_bytes   the largest tensor an unfused graph computes (model input left out).
                          An unfused plan holds every op's output whole at once, so no unfused
@@ -30,8 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -40,36 +39,15 @@ MSF_CNN_UNFUSED_BYTES = 194_400  # msf-CNN (NeurIPS 2025), MobileNetV2-0.35 at 1
 DEFAULT = ["mbv2-0.35-320", "mbv2-0.35-144"]
 
 
-def _bytes(sinfo) -> int:
-    shape = [int(d) for d in sinfo.shape]
-    return int(np.prod(shape)) * tvm_dtype_bytes(sinfo.dtype)
-
-
-def tvm_dtype_bytes(dtype) -> int:
-    import tvm
-
-    return tvm.runtime.DataType(str(dtype)).bits // 8
-
-
 def bounds(mod) -> dict:
-    """The two graph bounds of the legalized module ``mod`` (see the module docstring)."""
-    from tvm_fused.passes.conv_chains import CONV_KINDS, kernel_calls
+    """The two graph bounds of the legalized module ``mod`` (tvm_fused/passes/memory_floor.py)."""
+    from tvm_fused.passes.memory_floor import largest_tensor_bytes, row_stream_floor
 
-    calls = kernel_calls(mod)
-    input_name = mod["main"].params[0].name
-    largest = max(_bytes(c.var.ty) for c in calls)
-    convs = [c for c in calls if c.kind in CONV_KINDS]
-    first, second = convs[0], convs[1]
-    if first.arg_names[0] != input_name or second.arg_names[0] != first.name:
+    floor = row_stream_floor(mod)
+    if floor is None:
         raise SystemExit("memory_floor.py: the model does not start with two chained convs")
-    _, h, w, c = first.params.in_shape
-    _, _, ow, oc = first.params.out_shape
-    rows_needed = max(1, second.params.kernel[0] - second.params.padding[0])
-    first_live_input_row = max(0, (rows_needed - 1) * first.params.strides[0] - first.params.padding[0])
-    floor = (h - first_live_input_row) * w * c + rows_needed * ow * oc
-    return {"largest_tensor_bytes": largest, "row_stream_floor_bytes": floor,
-            "row_stream_floor_terms": {"input_rows_live": h - first_live_input_row, "input_row_bytes": w * c,
-                                       "first_conv_rows": rows_needed, "first_conv_row_bytes": ow * oc}}
+    return {"largest_tensor_bytes": largest_tensor_bytes(mod), "row_stream_floor_bytes": floor["bytes"],
+            "row_stream_floor_terms": floor["terms"]}
 
 
 def measure(name: str) -> dict:

@@ -52,3 +52,22 @@ def test_budget_failure_says_streaming_would_fit():
     with pytest.raises(ModelDoesNotFitError, match="--stream-input") as e:
         tvm_fused.compile(path, fuse="auto", ram_budget=budget, codegen=False, progress=False)
     assert "meets the budget" in str(e.value)
+
+
+def test_budget_below_the_row_stream_floor_says_so():
+    """Under the floor with the input held whole (tvm_fused/passes/memory_floor.py), the error
+    says no latency budget helps; between the floor and what auto reaches, it does not."""
+    from tvm_fused.passes.memory_floor import row_stream_floor
+
+    path = str(models.path("mbv2-0.35-96"))
+    base = tvm_fused.compile(path, codegen=False, progress=False)
+    floor = row_stream_floor(base.mod)["bytes"]
+    assert floor == 95 * 288 + 2 * 768  # 96x96x3 input, stem 48x48x16, then a 3x3 depthwise
+    with pytest.raises(ModelDoesNotFitError, match=f"no plan of row kernels fits in less than {floor} bytes") as e:
+        tvm_fused.compile(path, fuse="auto", ram_budget=floor - 1, codegen=False, progress=False)
+    assert "95 input rows are still unread" in str(e.value) and "meets the budget" in str(e.value)
+    held = tvm_fused.compile(path, fuse="auto", codegen=False, progress=False).report["arena_bytes"]
+    assert floor < held
+    with pytest.raises(ModelDoesNotFitError) as e:
+        tvm_fused.compile(path, fuse="auto", ram_budget=(floor + held) // 2, codegen=False, progress=False)
+    assert "no plan of row kernels" not in str(e.value)

@@ -201,10 +201,11 @@ def _compile(model, board, fuse, ram_budget, name, progress, codegen, latency_bu
         peak_op = plan.ops[int(np.argmax(plan.live_bytes))] if plan.ops else None
         where = f"; the peak is at op {peak_op.index} '{peak_op.name}' ({plan.live_bytes[peak_op.index]} bytes " \
                 f"live, output {list(plan.shapes[peak_op.output])})" if peak_op else ""
+        held = str(fuse) == "auto" and not stream_input
         raise ModelDoesNotFitError(
             f"{imported.name}: the activation arena needs {plan.arena_bytes} bytes but the RAM budget is "
             f"{budget} bytes{where}. {_fit_advice(fuse)}"
-            f"{_stream_advice(imported, pipeline, fuse, stream_input, budget)}")
+            f"{_held_input_advice(_legalized(imported, pipeline), budget) if held else ''}")
     library = prog.step("generate C", generate_c, codegen_mod, plan, io) if codegen else None
     report = _report(imported.name, target.name, fuse_info, plan, library, io)
     if stream_input:
@@ -222,22 +223,30 @@ def _legalized(imported, pipeline):
     return pipeline.phases["legalize"](imported.mod)
 
 
-def _stream_advice(imported, pipeline, fuse, stream_input, budget) -> str:
-    """With --fuse auto and the input held whole: would --stream-input meet the budget?"""
-    if stream_input or str(fuse) != "auto":
-        return ""
+def _held_input_advice(legalized, budget) -> str:
+    """With --fuse auto and the input held whole: is the budget below what row kernels can reach
+    with the whole frame in RAM, and would --stream-input meet it?"""
     from .passes import fuse_conv_chains
+    from .passes.memory_floor import row_stream_floor
     from .passes.memory_plan import plan_memory
 
+    floor = row_stream_floor(legalized)
+    text = ""
+    if floor is not None and budget < floor["bytes"]:
+        t = floor["terms"]
+        text = (f" With the input held whole no plan of row kernels fits in less than {floor['bytes']} bytes: "
+                f"before the second conv's first row, {t['input_rows_live']} input rows are still unread and "
+                f"{t['first_conv_rows']} rows of the first conv's output exist (a larger --latency-budget will "
+                f"not help).")
     try:
-        streamed, _ = fuse_conv_chains(_legalized(imported, pipeline), "auto", stream_input=True)
+        streamed, _ = fuse_conv_chains(legalized, "auto", stream_input=True)
         need = plan_memory(streamed, streamed_input=True).arena_bytes
     except (FusionError, ValueError):
-        return ""
+        return text
     if need <= budget:
-        return (f" With --stream-input (stream_input=True: input rows arrive through a callback, the frame "
-                f"never sits in RAM) the arena needs {need} bytes, which meets the budget.")
-    return f" Even --stream-input needs {need} bytes."
+        return text + (f" With --stream-input (stream_input=True: input rows arrive through a callback, the "
+                       f"frame never sits in RAM) the arena needs {need} bytes, which meets the budget.")
+    return text + f" Even --stream-input needs {need} bytes."
 
 
 def _fit_advice(fuse) -> str:
