@@ -81,7 +81,7 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     """PrimFunc(x, out); ``flatten`` gives a global pool an (N, C) output. The DSP kernel
     (see the module doc); same results as ``avg_pool_int8_te``."""
     from .pool_max import span_groups
-    from .pool_window import output_pixels, tap_position, taps
+    from .pool_window import channel_tail, output_pixels, tap_position, taps
 
     n, h, w, c = p.in_shape
     _, oh, ow, _ = p.out_shape
@@ -183,21 +183,8 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
                             store(sums[k], c0 + k)
 
                     span_groups(groups, group)
-                    if c % 4:
-                        with T.serial(groups * 4, c) as ch:
-                            T.buffer_store(acc, tirx.const(0, "int32"), [0])
-
-                            def visit(ky, kx):
-                                iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
-                                if ok is False:
-                                    return
-                                v = x[address(iy, ix) + ch].astype("int32")
-                                if ok is not True:
-                                    v = tirx.if_then_else(ok, v, tirx.const(0, "int32"))
-                                T.buffer_store(acc, acc[0] + v, [0])
-
-                            taps(kh, kw, visit)
-                            store(acc[0], ch)
+                    channel_tail(p, acc, x, address, y, xx, rows_checked, cols_checked, 0, lambda a, v: a + v,
+                                 lambda ch: store(acc[0], ch))
 
                 output_pixels(p, pixel)
     return hand_written(ib.get())

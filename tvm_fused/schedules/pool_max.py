@@ -29,7 +29,7 @@ from . import dsp
 from .common import finish_prim_func, hand_written
 from .conv2d import Conv2DParams
 from .pool import window_input
-from .pool_window import output_pixels, tap_position, taps
+from .pool_window import channel_tail, output_pixels, tap_position, taps
 
 
 @dataclass(frozen=True)
@@ -116,29 +116,19 @@ def max_pool_int8(p: MaxPoolParams, name: str = "max_pool"):
                             byte = m if k == 0 else tirx.shift_right(m, tirx.const(8 * k, "int32"))
                             T.buffer_store(y_flat, byte.astype("int8"), [out_base + c0 + k])
 
+                    def finish(ch):
+                        v = T.bind(acc[0])
+                        if p.act_min > -128:
+                            v = tirx.max(v, p.act_min)
+                        if p.act_max < 127:
+                            v = tirx.min(v, p.act_max)
+                        T.buffer_store(y_flat, v.astype("int8"), [out_base + ch])
+
                     span_groups(groups, group)
-                    if c % 4:
-                        with T.serial(groups * 4, c) as ch:
-                            T.buffer_store(acc, tirx.const(-128, "int32"), [0])
-
-                            def visit(ky, kx):
-                                iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
-                                if ok is False:
-                                    return
-                                v = x[address(iy, ix) + ch].astype("int32")
-                                if ok is not True:
-                                    v = tirx.if_then_else(ok, v, tirx.const(-128, "int32"))
-                                # acc[0] bound first: TVM's C codegen would reuse a stale temporary
-                                # of ``acc[0]`` for max's operand (see gemm.epilogue)
-                                T.buffer_store(acc, tirx.max(T.bind(acc[0]), v), [0])
-
-                            taps(kh, kw, visit)
-                            v = T.bind(acc[0])
-                            if p.act_min > -128:
-                                v = tirx.max(v, p.act_min)
-                            if p.act_max < 127:
-                                v = tirx.min(v, p.act_max)
-                            T.buffer_store(y_flat, v.astype("int8"), [out_base + ch])
+                    # acc[0] bound first: TVM's C codegen would reuse a stale temporary of ``acc[0]``
+                    # for max's operand (see gemm.epilogue)
+                    channel_tail(p, acc, x, address, y, xx, rows_checked, cols_checked, -128,
+                                 lambda a, v: tirx.max(T.bind(a), v), finish)
 
                 output_pixels(p, pixel)
     return hand_written(ib.get())

@@ -128,3 +128,27 @@ def tap_position(p, y, xx, ky, kx, rows_checked: bool, cols_checked: bool):
     if cols_checked:
         conds += [ix >= 0, ix < w]
     return iy, ix, fold(tirx.all(*conds) if conds else None)
+
+
+def channel_tail(p, acc, x, address, y, xx, rows_checked: bool, cols_checked: bool, identity: int, combine,
+                 finish):
+    """The channels past the last group of 4, one at a time: ``acc[0]`` starts at ``identity``
+    (which a padded tap also reads) and takes ``combine(acc[0], value)`` over the window's taps;
+    then ``finish(ch)`` writes channel ``ch``."""
+    c = p.in_shape[3]
+    if c % 4 == 0:
+        return
+    with T.serial(c - c % 4, c) as ch:
+        T.buffer_store(acc, tirx.const(identity, "int32"), [0])
+
+        def visit(ky, kx):
+            iy, ix, ok = tap_position(p, y, xx, ky, kx, rows_checked, cols_checked)
+            if ok is False:
+                return
+            v = x[address(iy, ix) + ch].astype("int32")
+            if ok is not True:
+                v = tirx.if_then_else(ok, v, tirx.const(identity, "int32"))
+            T.buffer_store(acc, combine(acc[0], v), [0])
+
+        taps(*p.kernel, visit)
+        finish(ch)
