@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lower bounds on the arena, computed from the model graph, next to what the planner reaches.
 
-    python benchmarks/memory_floor.py                   # mbv2-0.35-320 and mbv2-0.35-144 (~1 min)
+    python benchmarks/memory_floor.py                   # mbv2-0.35-320 and mbv2-0.35-144 (~10 s)
     python benchmarks/memory_floor.py --models mbv2-0.35-96
 
 No device: this compiles each model (fuse "none" and "auto", codegen off) and reads shapes

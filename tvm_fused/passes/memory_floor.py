@@ -12,19 +12,15 @@ tiling) or the input out of RAM (``stream_input=True``).
 """
 from __future__ import annotations
 
-import numpy as np
 import tvm
 
 from .conv_chains import CONV_KINDS, kernel_calls
-
-
-def _bytes(ty) -> int:
-    return int(np.prod([int(d) for d in ty.shape])) * (tvm.runtime.DataType(str(ty.dtype)).bits // 8)
+from .memory_plan import _bytes_of
 
 
 def largest_tensor_bytes(mod: tvm.IRModule) -> int:
     """The largest output of any kernel call in the legalized (unfused) module."""
-    return max((_bytes(c.var.ty) for c in kernel_calls(mod)), default=0)
+    return max((_bytes_of(c.var.ty) for c in kernel_calls(mod)), default=0)
 
 
 def row_stream_floor(mod: tvm.IRModule) -> dict | None:
