@@ -80,8 +80,7 @@ LANE_TAPS = 255  # int8 taps an int16 lane of SXTAB16 sums without overflow
 def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
     """PrimFunc(x, out); ``flatten`` gives a global pool an (N, C) output. The DSP kernel
     (see the module doc); same results as ``avg_pool_int8_te``."""
-    from .pool_max import span_groups
-    from .pool_window import channel_tail, output_pixels, tap_position, taps
+    from .pool_window import channel_tail, output_pixels, span, tap_position, taps
 
     n, h, w, c = p.in_shape
     _, oh, ow, _ = p.out_shape
@@ -182,7 +181,7 @@ def avg_pool_int8(p: PoolParams, name: str = "avg_pool", flatten: bool = False):
                         for k in range(4):
                             store(sums[k], c0 + k)
 
-                    span_groups(groups, group)
+                    span(0, groups, group)  # the channel groups of 4
                     channel_tail(p, acc, x, address, y, xx, rows_checked, cols_checked, 0, lambda a, v: a + v,
                                  lambda ch: store(acc[0], ch))
 

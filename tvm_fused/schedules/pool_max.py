@@ -29,7 +29,7 @@ from . import dsp
 from .common import finish_prim_func, hand_written
 from .conv2d import Conv2DParams
 from .pool import window_input
-from .pool_window import channel_tail, output_pixels, tap_position, taps
+from .pool_window import channel_tail, output_pixels, span, tap_position, taps
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def max_pool_int8(p: MaxPoolParams, name: str = "max_pool"):
                             v = tirx.min(v, p.act_max)
                         T.buffer_store(y_flat, v.astype("int8"), [out_base + ch])
 
-                    span_groups(groups, group)
+                    span(0, groups, group)  # the channel groups of 4
                     # acc[0] bound first: TVM's C codegen would reuse a stale temporary of ``acc[0]``
                     # for max's operand (see gemm.epilogue)
                     channel_tail(p, acc, x, address, y, xx, rows_checked, cols_checked, -128,
@@ -132,15 +132,6 @@ def max_pool_int8(p: MaxPoolParams, name: str = "max_pool"):
 
                 output_pixels(p, pixel)
     return hand_written(ib.get())
-
-
-def span_groups(groups: int, body):
-    """``body(g)`` for the ``groups`` channel groups of 4 (a loop unless there is one)."""
-    if groups == 1:
-        body(0)
-    elif groups > 1:
-        with T.serial(0, groups) as g:
-            body(g)
 
 
 def max_pool_int8_te(p: MaxPoolParams, name: str = "max_pool"):
